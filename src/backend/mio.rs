@@ -1,0 +1,70 @@
+//! The default backend: `mio` (epoll on Linux), always edge-triggered.
+
+use super::{Event, Interest, Waker};
+use mio::unix::SourceFd;
+use mio::{Events, Poll, Token};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct MioPoller {
+    poll: Poll,
+    events: Events,
+}
+
+fn mio_interest(i: Interest) -> io::Result<mio::Interest> {
+    match (i.is_readable(), i.is_writable()) {
+        (true, true) => Ok(mio::Interest::READABLE | mio::Interest::WRITABLE),
+        (true, false) => Ok(mio::Interest::READABLE),
+        (false, true) => Ok(mio::Interest::WRITABLE),
+        (false, false) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "mio cannot register an fd with no interest; deregister it instead",
+        )),
+    }
+}
+
+impl MioPoller {
+    pub(crate) fn new() -> io::Result<MioPoller> {
+        Ok(MioPoller {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+        })
+    }
+
+    pub(crate) fn register(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(token), mio_interest(i)?)
+    }
+
+    pub(crate) fn reregister(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&fd), Token(token), mio_interest(i)?)
+    }
+
+    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.poll.registry().deregister(&mut SourceFd(&fd))
+    }
+
+    pub(crate) fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        self.poll.poll(&mut self.events, timeout)?;
+        out.extend(self.events.iter().map(|e| Event {
+            token: e.token().0,
+            readable: e.is_readable(),
+            writable: e.is_writable(),
+            read_closed: e.is_read_closed(),
+            error: e.is_error(),
+        }));
+        Ok(())
+    }
+
+    pub(crate) fn waker(&mut self, token: usize) -> io::Result<Waker> {
+        Ok(Waker::Mio(Arc::new(mio::Waker::new(
+            self.poll.registry(),
+            Token(token),
+        )?)))
+    }
+}

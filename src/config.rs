@@ -1,0 +1,88 @@
+//! Limits and knobs of the loop, each with a default that is safe to serve with.
+
+use crate::backend::Backend;
+use std::time::Duration;
+
+/// What the reactor allows and how it behaves. Every limit is logged when it
+/// fires and counted in [`Metrics`](crate::Metrics).
+///
+/// | field | default | what happens at the limit |
+/// |---|---|---|
+/// | `max_connections` | 10 000 | new client gets `busy_message`, then close |
+/// | `max_output` | 8 MiB | that connection is closed (`OutputLimit`) |
+/// | `output_high_water` / `output_low_water` | 1 MiB / 256 KiB | reading from that connection pauses / resumes |
+/// | `max_input` | 1 MiB | unconsumed input past this closes the connection (`InputLimit`) |
+/// | `idle_timeout` | none | connection closed (`IdleTimeout`) |
+/// | `read_budget` | 256 KiB | the connection yields; it goes on next turn |
+/// | `accepts_per_cycle` | 256 | the listener yields; it goes on next turn |
+/// | `accept_backoff` | 200 ms | on EMFILE/ENFILE accepting pauses this long |
+/// | `shutdown_timeout` | 5 s | queued output still unsent is dropped |
+/// | `linger` | 2 s | after our FIN, unread input is drained this long before close |
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = ioplex::Config {
+///     idle_timeout: Some(Duration::from_secs(30)),
+///     ..Default::default()
+/// };
+/// assert_eq!(cfg.max_connections, 10_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Which readiness mechanism to wait on.
+    pub backend: Backend,
+    /// Connections held at once; past it new clients get `busy_message` and are closed.
+    pub max_connections: usize,
+    /// The line a client gets when `max_connections` is reached.
+    pub busy_message: Vec<u8>,
+    /// Bytes queued for one connection past which it is closed as a slow consumer.
+    pub max_output: usize,
+    /// Queued output at which reading from that connection pauses.
+    pub output_high_water: usize,
+    /// Queued output at which reading resumes.
+    pub output_low_water: usize,
+    /// Unconsumed input (a partial frame) one connection may hold.
+    pub max_input: usize,
+    /// A connection with no input for this long is closed. `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes read from one connection per turn before the others get theirs.
+    pub read_budget: usize,
+    /// Size of the loop's one shared read buffer.
+    pub read_buffer: usize,
+    /// Connections accepted from one listener per turn.
+    pub accepts_per_cycle: usize,
+    /// How long accepting pauses after EMFILE/ENFILE.
+    pub accept_backoff: Duration,
+    /// How long a graceful shutdown waits for queued output to drain.
+    pub shutdown_timeout: Duration,
+    /// How long a closing connection drains unread input after sending FIN,
+    /// so the kernel sends FIN rather than RST and the peer gets every byte.
+    pub linger: Duration,
+    /// Longest the loop sleeps without waking (the notes' `select(..., 1)`). `None`: as long as no timer is due.
+    pub max_wait: Option<Duration>,
+    /// Set `TCP_NODELAY` on accepted sockets (Nagle plus split writes stalls 40 ms).
+    pub nodelay: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            backend: Backend::default(),
+            max_connections: 10_000,
+            busy_message: b"-ERR max number of clients reached\r\n".to_vec(),
+            max_output: 8 << 20,
+            output_high_water: 1 << 20,
+            output_low_water: 256 << 10,
+            max_input: 1 << 20,
+            idle_timeout: None,
+            read_budget: 256 << 10,
+            read_buffer: 64 << 10,
+            accepts_per_cycle: 256,
+            accept_backoff: Duration::from_millis(200),
+            shutdown_timeout: Duration::from_secs(5),
+            linger: Duration::from_secs(2),
+            max_wait: None,
+            nodelay: true,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! # ioplex
+//!
+//! A single-threaded event-loop server framework on [`mio`] and [`slab`]:
+//! write a [`Handler`], get a TCP/UDP server with buffering, backpressure,
+//! timers, limits and graceful shutdown. The same loop runs on several
+//! readiness backends ([`Backend`]) so the trade-offs between select, poll
+//! and epoll can be measured, not just read.
+//!
+//! The whole API:
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`Reactor`] | the loop: `new(Config)`, `listen`, `bind_udp`, `handle`, `metrics`, `run(&mut handler)` |
+//! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_close`, … |
+//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `set_timer`, `stop` |
+//! | [`Config`] | limits with defaults: connections, output watermarks, idle timeout, budgets |
+//! | [`Handle`] | stop the loop from another thread |
+//! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … |
+//! | [`Selector`] | Python's `selectors` module, for callback-style programs |
+//! | [`Backend`], [`Trigger`], [`Interest`] | readiness mechanism, trigger mode, interest set |
+//!
+//! ```no_run
+//! use ioplex::{Action, Config, Ctx, Handler, Reactor};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Conn = ();
+//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: std::net::SocketAddr) {
+//!         ctx.send(b"hello...");
+//!     }
+//!     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+//!         ctx.send_parts(&[b"response:", data]);
+//!         Action::Continue
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new(Config::default())?;
+//! reactor.listen("127.0.0.1:9999")?;
+//! reactor.run(&mut Echo)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod backend;
+mod buffer;
+mod config;
+mod handler;
+mod metrics;
+mod reactor;
+mod selector;
+mod timer;
+mod token;
+
+pub use backend::{Backend, Event, Interest, Trigger};
+pub use config::Config;
+pub use handler::{Action, CloseReason, Handler, Tick};
+pub use metrics::{Metrics, Snapshot};
+pub use reactor::{Ctx, Handle, Reactor};
+pub use selector::{Key, Selector};
+pub use timer::TimerId;
+pub use token::ConnId;
