@@ -1,0 +1,213 @@
+//! Shared test helpers: a reactor on 127.0.0.1:0 in a thread, example
+//! binaries as child processes, fd counting, deadlines.
+#![allow(dead_code)]
+
+use ioplex::{Config, Handle, Handler, Metrics, Reactor};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Every socket operation in tests gives up after this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reactor serving `H` on 127.0.0.1:0 in its own thread; stopped on drop.
+pub struct Server<H: Handler + Send + 'static> {
+    pub addr: SocketAddr,
+    pub handle: Handle,
+    pub metrics: Arc<Metrics>,
+    join: Option<JoinHandle<(std::io::Result<()>, H)>>,
+}
+
+impl<H: Handler + Send + 'static> Server<H> {
+    pub fn start(handler: H, config: Config) -> Server<H> {
+        let mut reactor = Reactor::new(config).expect("reactor");
+        let addr = reactor.listen("127.0.0.1:0").expect("listen");
+        let handle = reactor.handle();
+        let metrics = reactor.metrics();
+        let join = std::thread::spawn(move || {
+            let mut handler = handler;
+            let r = reactor.run(&mut handler);
+            (r, handler)
+        });
+        Server {
+            addr,
+            handle,
+            metrics,
+            join: Some(join),
+        }
+    }
+
+    /// Stops the loop and waits (bounded) for `run` to return; gives the handler back.
+    pub fn stop(mut self) -> H {
+        self.handle.stop();
+        let join = self.join.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !join.is_finished() {
+            assert!(Instant::now() < deadline, "run did not return after stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (r, h) = join.join().expect("loop thread panicked");
+        r.expect("run returned an error");
+        h
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+}
+
+impl<H: Handler + Send + 'static> Drop for Server<H> {
+    fn drop(&mut self) {
+        if let Some(j) = self.join.take() {
+            self.handle.stop();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while !j.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// A blocking client with read/write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Reads exactly `n` bytes (or fails the test at the timeout).
+pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    s.read_exact(&mut buf).expect("read_exact");
+    buf
+}
+
+/// Reads until EOF.
+pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).expect("read_to_end");
+    v
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Polls `cond` every 5 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Path of a built example binary (`cargo test` builds the examples).
+pub fn example_path(name: &str) -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop(); // deps
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join("examples").join(name)
+}
+
+/// An example server run as a child process; killed on drop.
+///
+/// Convention: every server example prints `listening on ADDR` as the first
+/// line of its stdout once it is bound, and accepts `--addr 127.0.0.1:0`.
+pub struct ExampleServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ExampleServer {
+    pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        let path = example_path(name);
+        assert!(path.exists(), "{} is not built: run `cargo test`, which builds the examples", path.display());
+        let mut child = Command::new(&path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn example");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {} // keep draining so the child never blocks on stdout
+        });
+        let line = rx
+            .recv_timeout(IO_TIMEOUT)
+            .unwrap_or_else(|_| panic!("{name} printed no `listening on` line"));
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
+        ExampleServer { child, addr }
+    }
+
+    /// Asks the example to exit (SIGTERM) and waits up to `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a Python 3 script with arguments, bounded in time; returns stdout.
+/// Fails the test loudly if python3 is missing.
+pub fn python(script: &str, args: &[&str], limit: Duration) -> String {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is required for this test and was not found");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(_st) = child.try_wait().unwrap() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("python client did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
