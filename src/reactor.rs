@@ -877,8 +877,14 @@ impl<H: Handler> Loop<'_, H> {
         let key = id.key();
         match self.core.entries.get(key) {
             Some(e) if e.generation() == id.generation() => match e {
-                Entry::Listener(_) => self.accept(key),
-                Entry::Udp(_) => self.recv_udp(key),
+                Entry::Listener(_) => {
+                    self.accept(key);
+                    self.rearm_oneshot(key);
+                }
+                Entry::Udp(_) => {
+                    self.recv_udp(key);
+                    self.rearm_oneshot(key);
+                }
                 Entry::Conn(_) => {
                     if ev.writable {
                         self.core.tick.writable += 1;
@@ -898,6 +904,20 @@ impl<H: Handler> Loop<'_, H> {
                 }
             },
             _ => add(&self.core.metrics.stale_events, 1),
+        }
+    }
+
+    /// A one-shot backend disarms an fd after each event: listeners and UDP
+    /// sockets are armed again at once (connections in step 6).
+    fn rearm_oneshot(&mut self, key: usize) {
+        if self.core.trigger != Trigger::Oneshot || self.core.accept_resume.is_some() {
+            return;
+        }
+        let Some(e) = self.core.entries.get(key) else { return };
+        let token = ConnId::new(key, e.generation()).token();
+        add(&self.core.metrics.reregistrations, 1);
+        if let Err(e) = self.core.poller.reregister(e.fd(), token, Interest::READABLE) {
+            log::error!("re-arming a listener: {e}");
         }
     }
 

@@ -38,6 +38,28 @@ impl EpollPoller {
     }
 
     fn ctl(&mut self, op: libc::c_int, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+        self.ctl_mode(op, fd, token, i, self.trigger)
+    }
+
+    /// Registers the loop's wake-up fd: always level-triggered, so a one-shot
+    /// loop is not left deaf after its first wake-up.
+    pub(crate) fn register_waker(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+        self.ctl_mode(libc::EPOLL_CTL_ADD, fd, token, Interest::READABLE, Trigger::Level)
+    }
+
+    fn ctl_mode(
+        &mut self,
+        op: libc::c_int,
+        fd: RawFd,
+        token: usize,
+        i: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()> {
+        if i == Interest::NONE {
+            let mut ev = libc::epoll_event { events: 0, u64: token as u64 };
+            // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+            return cvt(unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) }).map(drop);
+        }
         let mut bits = libc::EPOLLRDHUP as u32;
         if i.is_readable() {
             bits |= libc::EPOLLIN as u32;
@@ -45,7 +67,7 @@ impl EpollPoller {
         if i.is_writable() {
             bits |= libc::EPOLLOUT as u32;
         }
-        match self.trigger {
+        match trigger {
             Trigger::Level => {}
             Trigger::Edge => bits |= libc::EPOLLET as u32,
             Trigger::Oneshot => bits |= libc::EPOLLONESHOT as u32,

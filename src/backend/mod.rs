@@ -220,7 +220,7 @@ impl Poller {
             Poller::Mio(p) => p.waker(token),
             Poller::Epoll(p) => {
                 let w = EventFd::new()?;
-                p.register(w.0, token, Interest::READABLE)?;
+                p.register_waker(w.0, token)?;
                 Ok(Waker::Fd(std::sync::Arc::new(w)))
             }
         }

@@ -211,3 +211,22 @@ pub fn python(script: &str, args: &[&str], limit: Duration) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Every backend the shared behaviour suite runs on.
+pub fn backends() -> Vec<ioplex::Backend> {
+    use ioplex::{Backend, Trigger};
+    vec![
+        Backend::Mio,
+        Backend::Epoll(Trigger::Level),
+        Backend::Epoll(Trigger::Edge),
+        Backend::Epoll(Trigger::Oneshot),
+    ]
+}
+
+/// A config on `backend` with everything else default.
+pub fn config_on(backend: ioplex::Backend) -> Config {
+    Config {
+        backend,
+        ..Config::default()
+    }
+}
