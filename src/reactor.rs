@@ -294,9 +294,9 @@ impl Reactor {
 }
 
 fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-    addr.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
-    })
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
@@ -326,7 +326,9 @@ fn accept_nonblocking(l: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     };
     // SAFETY: accept4 returned a fresh fd we now own.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let peer = addr.as_socket().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let peer = addr
+        .as_socket()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     Ok((stream, peer))
 }
 
@@ -456,9 +458,8 @@ impl Core {
             let r = if parts.len() == 1 {
                 (&c.sock).write(parts[0])
             } else {
-                let slices: [IoSlice<'_>; 8] = std::array::from_fn(|i| {
-                    IoSlice::new(parts.get(i).copied().unwrap_or(&[]))
-                });
+                let slices: [IoSlice<'_>; 8] =
+                    std::array::from_fn(|i| IoSlice::new(parts.get(i).copied().unwrap_or(&[])));
                 socket2::SockRef::from(&c.sock)
                     .send_vectored_with_flags(&slices[..parts.len().min(8)], libc::MSG_NOSIGNAL)
             };
@@ -490,7 +491,9 @@ impl Core {
         }
         let queued = out.len();
         if queued > max_output {
-            log::warn!("{id}: {queued} bytes queued, over max_output {max_output}: closing slow consumer");
+            log::warn!(
+                "{id}: {queued} bytes queued, over max_output {max_output}: closing slow consumer"
+            );
             add(&metrics.output_limit, 1);
             self.abort(id.key(), CloseReason::OutputLimit);
             return false;
@@ -842,7 +845,9 @@ impl<H: Handler> Loop<'_, H> {
             }
             // 4. ready queue
             for _ in 0..self.core.ready.len() {
-                let Some(key) = self.core.ready.pop_front() else { break };
+                let Some(key) = self.core.ready.pop_front() else {
+                    break;
+                };
                 self.run_ready(key);
             }
             // 5. timers
@@ -913,10 +918,16 @@ impl<H: Handler> Loop<'_, H> {
         if self.core.trigger != Trigger::Oneshot || self.core.accept_resume.is_some() {
             return;
         }
-        let Some(e) = self.core.entries.get(key) else { return };
+        let Some(e) = self.core.entries.get(key) else {
+            return;
+        };
         let token = ConnId::new(key, e.generation()).token();
         add(&self.core.metrics.reregistrations, 1);
-        if let Err(e) = self.core.poller.reregister(e.fd(), token, Interest::READABLE) {
+        if let Err(e) = self
+            .core
+            .poller
+            .reregister(e.fd(), token, Interest::READABLE)
+        {
             log::error!("re-arming a listener: {e}");
         }
     }
@@ -1064,7 +1075,9 @@ impl<H: Handler> Loop<'_, H> {
         let now = self.core.now;
         let metrics = self.core.metrics.clone();
         loop {
-            let Some(c) = self.core.conn_at(key) else { return };
+            let Some(c) = self.core.conn_at(key) else {
+                return;
+            };
             let (state, generation) = (c.state, c.generation);
             if state == State::Closed || (state == State::Open && c.flags & PAUSED != 0) {
                 return;
@@ -1128,7 +1141,9 @@ impl<H: Handler> Loop<'_, H> {
         let pending = self.core.conn_at(key).and_then(|c| c.input.take());
         let (action, mut pending) = match pending {
             None => {
-                let a = self.handler.on_data(ctx!(self, Some(id)), state, &self.rbuf[..n]);
+                let a = self
+                    .handler
+                    .on_data(ctx!(self, Some(id)), state, &self.rbuf[..n]);
                 (a, None)
             }
             Some(mut buf) => {
@@ -1150,7 +1165,10 @@ impl<H: Handler> Loop<'_, H> {
         }
         let max = self.core.cfg.max_input;
         if held - used > max {
-            log::warn!("{id}: {} bytes of unconsumed input, over max_input {max}: closing", held - used);
+            log::warn!(
+                "{id}: {} bytes of unconsumed input, over max_input {max}: closing",
+                held - used
+            );
             add(&self.core.metrics.input_limit, 1);
             return self.core.abort(key, CloseReason::InputLimit);
         }
@@ -1185,17 +1203,24 @@ impl<H: Handler> Loop<'_, H> {
             let id = ConnId::new(key, u.generation);
             add(&self.core.metrics.reads, 1);
             // SAFETY: u8 and MaybeUninit<u8> have the same layout; the buffer is initialised.
-            let buf = unsafe { &mut *(self.rbuf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
+            let buf =
+                unsafe { &mut *(self.rbuf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
             match socket2::SockRef::from(&u.sock).recv_from_with_flags(buf, libc::MSG_TRUNC) {
                 Ok((n, from)) => {
-                    let from = from.as_socket().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let from = from
+                        .as_socket()
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
                     add(&self.core.metrics.datagrams_in, 1);
                     if n > self.rbuf.len() {
                         add(&self.core.metrics.datagrams_truncated, 1);
-                        log::warn!("{id}: {n}-byte datagram from {from} is larger than the {}-byte read buffer: dropped", self.rbuf.len());
+                        log::warn!(
+                            "{id}: {n}-byte datagram from {from} is larger than the {}-byte read buffer: dropped",
+                            self.rbuf.len()
+                        );
                     } else {
                         add(&self.core.metrics.bytes_in, n as u64);
-                        self.handler.on_datagram(ctx!(self, Some(id)), from, &self.rbuf[..n]);
+                        self.handler
+                            .on_datagram(ctx!(self, Some(id)), from, &self.rbuf[..n]);
                     }
                     budget = budget.saturating_sub(n.max(1));
                     if budget == 0 {
@@ -1241,7 +1266,9 @@ impl<H: Handler> Loop<'_, H> {
 
     fn deadline(&mut self, id: ConnId, at: u64) {
         let now = self.core.now;
-        let Some(c) = self.core.conn_mut(id) else { return };
+        let Some(c) = self.core.conn_mut(id) else {
+            return;
+        };
         if c.armed != at {
             return; // superseded by an earlier deadline
         }
@@ -1255,12 +1282,18 @@ impl<H: Handler> Loop<'_, H> {
         }
         match state {
             State::Open => {
-                log::info!("{id}: idle for {:?}: closing", self.core.cfg.idle_timeout.unwrap_or_default());
+                log::info!(
+                    "{id}: idle for {:?}: closing",
+                    self.core.cfg.idle_timeout.unwrap_or_default()
+                );
                 add(&self.core.metrics.idle_timeouts, 1);
                 self.core.begin_close(key, CloseReason::IdleTimeout);
             }
             State::Draining => {
-                log::info!("{id}: output not flushed in {:?}: closing", self.core.cfg.shutdown_timeout);
+                log::info!(
+                    "{id}: output not flushed in {:?}: closing",
+                    self.core.cfg.shutdown_timeout
+                );
                 self.core.abort(key, CloseReason::FlushTimeout);
             }
             State::Lingering => self.core.mark_closed(key),

@@ -144,7 +144,12 @@ impl<T: Clone> Selector<T> {
 
     /// Changes the events and data of a registration, as Python's `modify`:
     /// the backend is only told when the events change.
-    pub fn modify(&mut self, source: &impl AsRawFd, events: Interest, data: T) -> io::Result<Key<T>> {
+    pub fn modify(
+        &mut self,
+        source: &impl AsRawFd,
+        events: Interest,
+        data: T,
+    ) -> io::Result<Key<T>> {
         let fd = source.as_raw_fd();
         let slot = *self.by_fd.get(&fd).ok_or_else(|| not_registered(fd))?;
         if events == Interest::NONE {
@@ -235,7 +240,10 @@ mod tests {
             readable: true,
             ..Event::default()
         };
-        assert!(sel.resolve(&stale).is_none(), "stale event reached the new owner");
+        assert!(
+            sel.resolve(&stale).is_none(),
+            "stale event reached the new owner"
+        );
         let fresh = Event {
             token: ConnId::new(0, sel.slots[0].generation).token(),
             readable: true,

@@ -44,7 +44,13 @@ impl EpollPoller {
     /// Registers the loop's wake-up fd: always level-triggered, so a one-shot
     /// loop is not left deaf after its first wake-up.
     pub(crate) fn register_waker(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
-        self.ctl_mode(libc::EPOLL_CTL_ADD, fd, token, Interest::READABLE, Trigger::Level)
+        self.ctl_mode(
+            libc::EPOLL_CTL_ADD,
+            fd,
+            token,
+            Interest::READABLE,
+            Trigger::Level,
+        )
     }
 
     fn ctl_mode(
@@ -56,7 +62,10 @@ impl EpollPoller {
         trigger: Trigger,
     ) -> io::Result<()> {
         if i == Interest::NONE {
-            let mut ev = libc::epoll_event { events: 0, u64: token as u64 };
+            let mut ev = libc::epoll_event {
+                events: 0,
+                u64: token as u64,
+            };
             // SAFETY: `ev` is a valid epoll_event for the duration of the call.
             return cvt(unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) }).map(drop);
         }
@@ -94,11 +103,20 @@ impl EpollPoller {
             .map(drop)
     }
 
-    pub(crate) fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        out: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         let ms = timeout_ms(timeout);
         // SAFETY: the buffer holds `len` initialised epoll_events.
         let n = cvt(unsafe {
-            libc::epoll_wait(self.epfd, self.events.as_mut_ptr(), self.events.len() as i32, ms)
+            libc::epoll_wait(
+                self.epfd,
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                ms,
+            )
         })? as usize;
         for ev in &self.events[..n] {
             let bits = ev.events;

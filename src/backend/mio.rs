@@ -49,7 +49,11 @@ impl MioPoller {
         self.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
-    pub(crate) fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        out: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         self.poll.poll(&mut self.events, timeout)?;
         out.extend(self.events.iter().map(|e| Event {
             token: e.token().0,

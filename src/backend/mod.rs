@@ -191,11 +191,21 @@ impl Poller {
         }
     }
 
-    pub(crate) fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        token: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
         dispatch!(self, p => p.register(fd, token, interest))
     }
 
-    pub(crate) fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
         dispatch!(self, p => p.reregister(fd, token, interest))
     }
 
@@ -204,7 +214,11 @@ impl Poller {
     }
 
     /// Waits for events, retrying on `EINTR`; appends to `out`.
-    pub(crate) fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        out: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         loop {
             let r = dispatch!(self, p => p.wait(out, timeout));
             match r {

@@ -96,7 +96,9 @@ pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
@@ -133,7 +135,11 @@ pub struct ExampleServer {
 impl ExampleServer {
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
         let path = example_path(name);
-        assert!(path.exists(), "{} is not built: run `cargo test`, which builds the examples", path.display());
+        assert!(
+            path.exists(),
+            "{} is not built: run `cargo test`, which builds the examples",
+            path.display()
+        );
         let mut child = Command::new(&path)
             .args(args)
             .stdout(Stdio::piped())
@@ -229,4 +235,36 @@ pub fn config_on(backend: ioplex::Backend) -> Config {
         backend,
         ..Config::default()
     }
+}
+
+/// Descriptors of this process that are TCP sockets with local port `port`:
+/// a server's listener and the connections it accepted. Unlike a plain fd
+/// count, other tests running in parallel in this process do not disturb it.
+pub fn fds_on_port(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                if let Some(inode) = cols.get(9) {
+                    inodes.insert(format!("socket:[{inode}]"));
+                }
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|l| inodes.contains(&*l.to_string_lossy()))
+                .count()
+        })
+        .unwrap_or(0)
 }
