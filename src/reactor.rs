@@ -96,6 +96,8 @@ pub(crate) struct Conn {
     flags: u8,
     reason: CloseReason,
     out: Option<Box<OutBuf>>,
+    // Boxed: 8 bytes while idle instead of 24 for a bare Vec.
+    #[allow(clippy::box_collection)]
     input: Option<Box<Vec<u8>>>,
     /// Last input (Open) or when the state began (Draining, Lingering), in ticks.
     since: u64,
@@ -1310,11 +1312,11 @@ impl<H: Handler> Loop<'_, H> {
             let id = ConnId::new(key, c.generation);
             self.core.conns -= 1;
             add(&self.core.metrics.closed, 1);
-            // epoll forgets an fd when it is closed; other backends keep tables.
-            if self.core.trigger != Trigger::Edge || !matches!(self.core.poller, Poller::Mio(_)) {
-                if self.core.poller.deregister(c.sock.as_raw_fd()).is_ok() {
-                    add(&self.core.metrics.deregistrations, 1);
-                }
+            // epoll forgets an fd when it is closed; poll and select keep tables.
+            if self.core.poller.keeps_table()
+                && self.core.poller.deregister(c.sock.as_raw_fd()).is_ok()
+            {
+                add(&self.core.metrics.deregistrations, 1);
             }
             log::debug!("{id}: closing ({:?})", c.reason);
             let reason = c.reason.clone();
@@ -1348,5 +1350,74 @@ impl<H: Handler> Loop<'_, H> {
             self.core.abort(key, reason.clone());
         }
         self.close_marked();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    /// Counts what reaches it.
+    #[derive(Default)]
+    struct Count {
+        bytes: usize,
+    }
+
+    impl Handler for Count {
+        type Conn = ();
+        fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+        fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+            self.bytes += data.len();
+            Action::Continue
+        }
+    }
+
+    #[test]
+    fn an_event_for_a_closed_and_reused_slot_never_reaches_the_new_owner() {
+        let mut reactor = Reactor::new(Config::default()).unwrap();
+        let addr = reactor.listen("127.0.0.1:0").unwrap();
+        let mut handler = Count::default();
+        let mut lp = Loop {
+            core: &mut reactor.core,
+            handler: &mut handler,
+            states: Vec::new(),
+            rbuf: vec![0; 4096],
+        };
+        let listener = 0;
+        let _first = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        lp.accept(listener);
+        let (key, old) = match lp
+            .core
+            .entries
+            .iter()
+            .find(|(_, e)| matches!(e, Entry::Conn(_)))
+        {
+            Some((k, e)) => (k, ConnId::new(k, e.generation())),
+            None => panic!("not accepted"),
+        };
+        lp.core.abort(key, CloseReason::Aborted);
+        lp.close_marked();
+        // A second client takes the same slab key, with data waiting.
+        let mut second = TcpStream::connect(addr).unwrap();
+        second.write_all(b"for the new owner").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        lp.accept(listener);
+        let new = ConnId::new(key, lp.core.entries[key].generation());
+        assert_ne!(new, old, "the key was not reused");
+        lp.dispatch(&Event {
+            token: old.token(),
+            readable: true,
+            ..Event::default()
+        });
+        assert_eq!(lp.core.metrics.snapshot().stale_events, 1);
+        assert_eq!(lp.handler.bytes, 0, "a stale event was delivered");
+        lp.dispatch(&Event {
+            token: new.token(),
+            readable: true,
+            ..Event::default()
+        });
+        assert_eq!(lp.handler.bytes, 17);
     }
 }

@@ -191,6 +191,12 @@ impl Poller {
         }
     }
 
+    /// Whether the backend keeps its own table of fds, so a closed fd must
+    /// be deregistered first; epoll (and so mio) forgets it on `close`.
+    pub(crate) fn keeps_table(&self) -> bool {
+        !matches!(self, Poller::Mio(_) | Poller::Epoll(_))
+    }
+
     pub(crate) fn register(
         &mut self,
         fd: RawFd,
