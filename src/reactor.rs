@@ -443,9 +443,10 @@ impl Core {
     fn send(&mut self, id: ConnId, parts: &[&[u8]]) -> bool {
         let (max_output, high) = (self.cfg.max_output, self.cfg.output_high_water);
         let edge = self.edge();
-        let metrics = self.metrics.clone();
-        let Some(c) = self.conn_mut(id) else {
-            return false;
+        let metrics = &*self.metrics;
+        let c = match self.entries.get_mut(id.key()) {
+            Some(Entry::Conn(c)) if c.generation == id.generation() => c,
+            _ => return false,
         };
         if c.state != State::Open && c.state != State::Draining {
             return false;
@@ -515,8 +516,10 @@ impl Core {
     /// below the low watermark; finishes a requested close once empty.
     fn flush(&mut self, key: usize) {
         let low = self.cfg.output_low_water;
-        let metrics = self.metrics.clone();
-        let Some(c) = self.conn_at(key) else { return };
+        let metrics = &*self.metrics;
+        let Some(Entry::Conn(c)) = self.entries.get_mut(key) else {
+            return;
+        };
         let id = ConnId::new(key, c.generation);
         if let Some(out) = c.out.as_mut() {
             while !out.is_empty() {
@@ -624,7 +627,8 @@ impl Core {
             if c.state == State::Closed {
                 continue;
             }
-            let want_r = !(c.state == State::Open && c.flags & PAUSED != 0);
+            let want_r =
+                c.flags & READ_CLOSED == 0 && !(c.state == State::Open && c.flags & PAUSED != 0);
             let want_w = c.out.as_ref().is_some_and(|o| !o.is_empty());
             let have_r = c.flags & REG_R != 0;
             let have_w = c.flags & REG_W != 0;
@@ -856,13 +860,18 @@ impl<H: Handler> Loop<'_, H> {
             self.fire_timers();
             // 6. before sleep
             self.close_marked();
-            self.core.apply_interest();
             let tick = Tick {
                 connections: self.core.conns,
                 ..self.core.tick
             };
             self.handler.on_tick(ctx!(self, None), &tick);
             self.close_marked();
+            self.core.apply_interest();
+            if self.core.stop.load(Ordering::Acquire) && self.core.stopping.is_none() {
+                self.begin_shutdown(); // a handler called Ctx::stop
+                self.close_marked();
+                self.core.apply_interest();
+            }
             if let Some(deadline) = self.core.stopping {
                 if self.core.conns == 0 {
                     return Ok(());
@@ -1075,9 +1084,8 @@ impl<H: Handler> Loop<'_, H> {
     fn read(&mut self, key: usize, until_would_block: bool) {
         let mut budget = self.core.cfg.read_budget;
         let now = self.core.now;
-        let metrics = self.core.metrics.clone();
         loop {
-            let Some(c) = self.core.conn_at(key) else {
+            let Some(Entry::Conn(c)) = self.core.entries.get_mut(key) else {
                 return;
             };
             let (state, generation) = (c.state, c.generation);
@@ -1090,12 +1098,19 @@ impl<H: Handler> Loop<'_, H> {
                 }
                 return;
             }
-            add(&metrics.reads, 1);
             let r = (&c.sock).read(&mut self.rbuf);
+            match r {
+                Ok(0) => c.flags |= READ_CLOSED,
+                Ok(_) if state == State::Open => c.since = now,
+                _ => {}
+            }
+            add(&self.core.metrics.reads, 1);
             let id = ConnId::new(key, generation);
             match r {
                 Ok(0) => {
-                    c.flags |= READ_CLOSED;
+                    if !self.core.edge() {
+                        self.core.mark_dirty(key); // stop asking for READABLE
+                    }
                     match state {
                         State::Open => {
                             let action = match self.states[key].as_mut() {
@@ -1110,9 +1125,8 @@ impl<H: Handler> Loop<'_, H> {
                     return;
                 }
                 Ok(n) => {
-                    add(&metrics.bytes_in, n as u64);
+                    add(&self.core.metrics.bytes_in, n as u64);
                     if state == State::Open {
-                        c.since = now;
                         self.deliver(key, id, n);
                     }
                     if n >= budget {
