@@ -1,0 +1,256 @@
+//! The handler API on real sockets: timers, partial frames, limits, closing
+//! politely, stopping from inside.
+
+mod common;
+
+use common::*;
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, TimerId};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Sends `tick N` from timers; a cancelled timer must never speak.
+struct Ticker {
+    cancelled: Option<TimerId>,
+}
+
+impl Handler for Ticker {
+    type Conn = ();
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+        ctx.set_timer(Duration::from_millis(50), 1);
+        let doomed = ctx.set_timer(Duration::from_millis(100), 99);
+        ctx.set_timer(Duration::from_millis(150), 2);
+        self.cancelled = Some(doomed);
+        assert!(ctx.cancel_timer(doomed));
+        assert!(!ctx.cancel_timer(doomed), "cancelled twice");
+    }
+    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
+        Action::Continue
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _: &mut (), tag: u64) -> Action {
+        ctx.send(format!("tick {tag}\n").as_bytes());
+        if tag == 2 {
+            Action::Close
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+#[test]
+fn timers_fire_in_order_and_a_cancelled_one_never_fires() {
+    for backend in backends() {
+        let server = Server::start(Ticker { cancelled: None }, config_on(backend));
+        let mut c = server.connect();
+        let t = Instant::now();
+        assert_eq!(read_to_eof(&mut c), b"tick 1\ntick 2\n", "on {backend}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "fired early on {backend}"
+        );
+        assert_eq!(server.metrics.snapshot().timers, 2);
+        server.stop();
+    }
+}
+
+/// Answers each complete `\n`-terminated line with its length; keeps partial lines.
+struct LineLengths;
+
+impl Handler for LineLengths {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+        let mut used = 0;
+        while let Some(nl) = data[used..].iter().position(|&b| b == b'\n') {
+            ctx.send(format!("{}\n", nl).as_bytes());
+            used += nl + 1;
+        }
+        Action::Consumed(used)
+    }
+}
+
+#[test]
+fn unconsumed_input_is_handed_back_with_what_follows() {
+    let server = Server::start(LineLengths, Config::default());
+    let mut c = server.connect();
+    for piece in [&b"ab"[..], b"cd\nxyz", b"\n\n", b"0123456789"] {
+        c.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(20)); // separate reads
+    }
+    c.write_all(b"\n").unwrap();
+    assert_eq!(read_n(&mut c, 9), b"4\n3\n0\n10\n");
+}
+
+#[test]
+fn a_partial_frame_over_max_input_closes_that_connection_only() {
+    let config = Config {
+        max_input: 1024,
+        ..Config::default()
+    };
+    let server = Server::start(LineLengths, config);
+    let mut bad = server.connect();
+    let mut good = server.connect();
+    let _ = bad.write_all(&[b'x'; 4096]); // no newline: a line that never ends
+    let mut sink = Vec::new();
+    let _ = bad.read_to_end(&mut sink); // EOF or reset: closed either way
+    assert_eq!(server.metrics.snapshot().input_limit, 1);
+    good.write_all(b"fine\n").unwrap();
+    assert_eq!(read_n(&mut good, 2), b"4\n");
+}
+
+/// Answers the first bytes with a long goodbye and closes, while the client
+/// is still sending.
+struct Bye;
+
+const GOODBYE: usize = 24 << 20;
+
+impl Handler for Bye {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
+        ctx.send(&vec![b'b'; GOODBYE]);
+        Action::Close
+    }
+}
+
+#[test]
+fn closing_while_the_client_still_sends_delivers_the_whole_last_reply() {
+    for backend in backends() {
+        let config = Config {
+            max_output: 64 << 20,
+            ..config_on(backend)
+        };
+        let server = Server::start(Bye, config);
+        for _ in 0..3 {
+            let mut c = server.connect();
+            // More than the server reads before it decides to close, and the
+            // goodbye still in the server's kernel buffer when it is done:
+            // closing a socket with unread input sends RST and throws that
+            // buffer away. A lingering close waits for our EOF instead.
+            let _ = c.write_all(&[b'q'; 300_000]);
+            std::thread::sleep(Duration::from_millis(300));
+            let got = read_to_eof(&mut c);
+            assert!(
+                got.len() == GOODBYE && got.iter().all(|&b| b == b'b'),
+                "on {backend}"
+            );
+        }
+        server.stop();
+    }
+}
+
+#[test]
+fn past_max_connections_a_client_gets_one_error_line_and_the_others_are_untouched() {
+    let config = Config {
+        max_connections: 2,
+        ..Config::default()
+    };
+    let server = Server::start(LineLengths, config);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.write_all(b"a\n").unwrap();
+    b.write_all(b"bb\n").unwrap();
+    assert_eq!(read_n(&mut a, 2), b"1\n");
+    assert_eq!(read_n(&mut b, 2), b"2\n");
+    let mut c = server.connect();
+    assert_eq!(
+        read_to_eof(&mut c),
+        b"-ERR max number of clients reached\r\n"
+    );
+    assert_eq!(server.metrics.snapshot().rejected, 1);
+    a.write_all(b"ccc\n").unwrap();
+    assert_eq!(read_n(&mut a, 2), b"3\n");
+    // One leaves: the server accepts again.
+    drop(b);
+    let m = server.metrics.clone();
+    assert!(wait_for(Duration::from_secs(5), || m.snapshot().closed == 1));
+    let mut d = server.connect();
+    d.write_all(b"dddd\n").unwrap();
+    assert_eq!(read_n(&mut d, 2), b"4\n");
+}
+
+/// Echoes what it gets, and checks it was never cut off as a slow consumer.
+struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+        ctx.send(data);
+        Action::Continue
+    }
+    fn on_close(&mut self, _: &mut Ctx<'_>, _: (), reason: CloseReason) {
+        assert_ne!(
+            reason,
+            CloseReason::OutputLimit,
+            "a paused reader hit the hard limit"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_sends_without_reading_pauses_at_the_high_watermark() {
+    const TOTAL: usize = 12 << 20;
+    for backend in backends() {
+        let config = Config {
+            output_high_water: 256 << 10,
+            output_low_water: 64 << 10,
+            max_output: 1 << 20,
+            ..config_on(backend)
+        };
+        let server = Server::start(Echo, config);
+        let mut c = server.connect();
+        // 12 MiB sent, none read: far past max_output, unless reading
+        // from this client pauses at the high watermark.
+        let mut w = c.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let block = vec![b'z'; 1 << 16];
+            for _ in 0..TOTAL / block.len() {
+                w.write_all(&block).unwrap();
+            }
+        });
+        let m = server.metrics.clone();
+        assert!(
+            wait_for(Duration::from_secs(10), || m.snapshot().paused >= 1),
+            "never paused on {backend}"
+        );
+        // Now read it all: every byte arrives, nobody is cut off.
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        while total < TOTAL {
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("read after {total} bytes on {backend}: {e}"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(total, TOTAL, "on {backend}");
+        assert_eq!(m.snapshot().output_limit, 0, "on {backend}");
+        server.stop();
+    }
+}
+
+/// Stops the server when told `stop`.
+struct Stopper;
+
+impl Handler for Stopper {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+        if data == b"stop" {
+            ctx.send(b"stopping");
+            ctx.stop();
+        }
+        Action::Continue
+    }
+}
+
+#[test]
+fn a_handler_can_stop_the_server_and_its_reply_still_arrives() {
+    let server = Server::start(Stopper, Config::default());
+    let mut c = server.connect();
+    c.write_all(b"stop").unwrap();
+    assert_eq!(read_to_eof(&mut c), b"stopping");
+    server.stop(); // returns only if run returned
+}
