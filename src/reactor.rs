@@ -161,6 +161,8 @@ pub(crate) struct Core {
     stopping: Option<u64>,
     accept_resume: Option<u64>,
     rejecting: bool,
+    /// In an EMFILE/ENFILE episode: logged once, cleared by the next accept.
+    exhausted: bool,
     tick: Tick,
 }
 
@@ -214,6 +216,7 @@ impl Reactor {
                 stopping: None,
                 accept_resume: None,
                 rejecting: false,
+                exhausted: false,
                 tick: Tick::default(),
             },
         })
@@ -972,7 +975,12 @@ impl<H: Handler> Loop<'_, H> {
                 return;
             };
             match accept_nonblocking(&l.sock) {
-                Ok((sock, peer)) => self.add_conn(sock, peer),
+                Ok((sock, peer)) => {
+                    if std::mem::take(&mut self.core.exhausted) {
+                        log::info!("accept: descriptors available again");
+                    }
+                    self.add_conn(sock, peer)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_fd_exhaustion(&e) => {
                     self.pause_accepting(&e);
@@ -988,7 +996,14 @@ impl<H: Handler> Loop<'_, H> {
         let core = &mut *self.core;
         add(&core.metrics.accept_errors, 1);
         let backoff = core.cfg.accept_backoff;
-        log::warn!("accept: {e}: pausing accepts for {backoff:?}");
+        if core.exhausted {
+            log::debug!("accept: {e}: still out of descriptors, pausing again");
+        } else {
+            log::warn!(
+                "accept: {e}: pausing accepts for {backoff:?} at a time until descriptors free up"
+            );
+            core.exhausted = true;
+        }
         core.accept_resume = Some(core.now + ms_ceil(backoff).max(1));
         // Level-triggered backends would report the listener again at once.
         let keys: Vec<usize> = core
@@ -1006,7 +1021,7 @@ impl<H: Handler> Loop<'_, H> {
 
     fn resume_accepting(&mut self) {
         self.core.accept_resume = None;
-        log::info!("accept: resuming");
+        log::debug!("accept: retrying after the back-off");
         let keys: Vec<usize> = self
             .core
             .entries

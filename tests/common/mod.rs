@@ -134,14 +134,20 @@ pub struct ExampleServer {
 
 impl ExampleServer {
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        let mut cmd = Command::new(example_path(name));
+        cmd.args(args);
+        ExampleServer::start_command(name, cmd)
+    }
+
+    /// Starts a prepared command for example `name` (to set limits, env, …).
+    pub fn start_command(name: &str, mut cmd: Command) -> ExampleServer {
         let path = example_path(name);
         assert!(
             path.exists(),
             "{} is not built: run `cargo test`, which builds the examples",
             path.display()
         );
-        let mut child = Command::new(&path)
-            .args(args)
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -163,6 +169,11 @@ impl ExampleServer {
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
         ExampleServer { child, addr }
+    }
+
+    /// User plus system CPU time the child has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time_of(self.child.id())
     }
 
     /// Asks the example to exit (SIGTERM) and waits up to `limit`.
@@ -267,4 +278,18 @@ pub fn fds_on_port(port: u16) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// User plus system CPU time of process `pid` (from /proc/PID/stat).
+pub fn cpu_time_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')' field 3 (state) is at index 0: utime (14) and stime (15) at 11 and 12.
+    let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = num(11) + num(12);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
