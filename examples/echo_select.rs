@@ -69,6 +69,15 @@ impl Handler for SelectEcho {
     }
 }
 
+/// The notes' loop wakes at least once a second (`select(..., 1)`).
+pub fn config(backend: Backend) -> Config {
+    Config {
+        backend,
+        max_wait: Some(Duration::from_secs(1)),
+        ..Config::default()
+    }
+}
+
 fn main() -> std::io::Result<()> {
     simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
@@ -76,12 +85,8 @@ fn main() -> std::io::Result<()> {
         .init()
         .expect("logger");
     let args = Args::parse();
-    let config = Config {
-        backend: Backend::parse(&args.backend, args.trigger.as_deref())?,
-        max_wait: Some(Duration::from_secs(1)),
-        ..Config::default()
-    };
-    let mut reactor = Reactor::new(config)?;
+    let backend = Backend::parse(&args.backend, args.trigger.as_deref())?;
+    let mut reactor = Reactor::new(config(backend))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     log::info!("echo_select on {addr} ({})", reactor.config().backend);

@@ -68,7 +68,7 @@ const GREETING: &[u8] = b"hello...";
 #[test]
 fn greeting_and_responses_are_byte_for_byte_what_the_notes_client_sees() {
     for backend in backends() {
-        let server = Server::start(SelectEcho, config_on(backend));
+        let server = Server::start(SelectEcho, echo_select::config(backend));
         // The notes' client: connect, recv the greeting, then send / recv(1024).
         let script = r#"
 import socket, sys
@@ -98,7 +98,7 @@ s.close()
 #[test]
 fn two_hundred_clients_each_get_all_their_own_replies_in_order() {
     for backend in backends() {
-        let server = Server::start(SelectEcho, config_on(backend));
+        let server = Server::start(SelectEcho, echo_select::config(backend));
         let addr = server.addr;
         std::thread::scope(|s| {
             for client in 0..200u32 {
@@ -134,7 +134,7 @@ fn two_hundred_clients_each_get_all_their_own_replies_in_order() {
 fn slow_reader_of_8_mib_gets_it_all_while_others_are_answered() {
     const TOTAL: usize = 8 << 20;
     for backend in backends() {
-        let server = Server::start(SelectEcho, config_on(backend));
+        let server = Server::start(SelectEcho, echo_select::config(backend));
         let mut big = server.connect();
         assert_eq!(read_n(&mut big, GREETING.len()), GREETING);
         let mut rng = Rng(7);
@@ -181,7 +181,7 @@ fn slow_reader_of_8_mib_gets_it_all_while_others_are_answered() {
 #[test]
 fn clients_that_vanish_mid_stream_leave_the_others_and_no_fd_behind() {
     for backend in backends() {
-        let server = Server::start(SelectEcho, config_on(backend));
+        let server = Server::start(SelectEcho, echo_select::config(backend));
         let port = server.addr.port();
         assert_eq!(fds_on_port(port), 1, "the listener");
         let mut steady = server.connect();
@@ -224,7 +224,7 @@ fn shutdown_flushes_queued_output_returns_and_closes_every_fd() {
         let config = Config {
             output_high_water: 16 << 20,
             max_output: 32 << 20,
-            ..config_on(backend)
+            ..echo_select::config(backend)
         };
         let server = Server::start(SelectEcho, config);
         let port = server.addr.port();
@@ -258,7 +258,7 @@ fn idle_timeout_closes_the_idle_connection_and_not_the_active_one() {
     for backend in backends() {
         let config = Config {
             idle_timeout: Some(Duration::from_millis(300)),
-            ..config_on(backend)
+            ..echo_select::config(backend)
         };
         let server = Server::start(SelectEcho, config);
         let mut idle = server.connect();
@@ -317,6 +317,19 @@ fn steady_state_echo_makes_no_epoll_ctl_and_one_read_one_write_per_message() {
         d.wakeups <= N as u64 + 5,
         "{} wake-ups for {N} messages",
         d.wakeups
+    );
+    server.stop();
+}
+
+#[test]
+fn wakes_at_least_once_a_second_like_the_notes_select_timeout() {
+    let server = Server::start(SelectEcho, echo_select::config(ioplex::Backend::Mio));
+    let before = server.metrics.snapshot().wakeups;
+    std::thread::sleep(Duration::from_millis(2500));
+    let woke = server.metrics.snapshot().wakeups - before;
+    assert!(
+        (2..=4).contains(&woke),
+        "{woke} wake-ups in 2.5 s of silence"
     );
     server.stop();
 }
