@@ -17,6 +17,7 @@
 //! | [`Handle`] | stop the loop from another thread |
 //! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … |
 //! | [`Selector`] | Python's `selectors` module, for callback-style programs |
+//! | [`codec`] | framing for sticky packets: [`Lines`], [`LengthPrefixed`], the notes' [`Handshake`]; [`decode_all`](codec::decode_all) in `on_data` |
 //! | [`Backend`], [`Trigger`], [`Interest`] | readiness mechanism, trigger mode, interest set |
 //!
 //! ```no_run
@@ -44,6 +45,7 @@
 
 mod backend;
 mod buffer;
+pub mod codec;
 mod config;
 mod handler;
 mod metrics;
@@ -53,6 +55,7 @@ mod timer;
 mod token;
 
 pub use backend::{Backend, Event, Interest, Trigger};
+pub use codec::{Codec, CodecError, Handshake, LengthPrefixed, Lines};
 pub use config::Config;
 pub use handler::{Action, CloseReason, Handler, Tick};
 pub use metrics::{Metrics, Snapshot};
