@@ -1,0 +1,67 @@
+//! The notes' UDP server (`003_8786073bdc871acb.txt`, "基于UDP的套接字"), on
+//! the reactor: every datagram is answered with `ok`, sent back to its sender.
+//!
+//! Fixed from the notes:
+//! - **`recvfrom(1024)` silently truncates** a larger datagram. Here the
+//!   read buffer is the loop's (64 KiB, any UDP datagram fits) and a
+//!   datagram that still does not fit is counted and logged, not cut.
+//! - The blocking `while True: recvfrom` loop serves only this socket; here
+//!   the same loop could serve TCP clients too.
+//!
+//! Try it:
+//! ```text
+//! cargo run --example udp_echo                         # 127.0.0.1:9999 (UDP)
+//! nc -u 127.0.0.1 9999                                 # type: each line gets "ok"
+//! python3 -c "import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.sendto(b'hi',('127.0.0.1',9999)); print(s.recvfrom(1024))"
+//! ```
+
+use clap::Parser;
+use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use std::net::SocketAddr;
+
+/// The notes' UDP `ok` server on ioplex.
+#[derive(Parser)]
+struct Args {
+    /// UDP address to bind (the notes: `127.0.0.1:9999`).
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    addr: String,
+}
+
+/// Answers every datagram with `ok`.
+pub struct UdpOk;
+
+impl Handler for UdpOk {
+    type Conn = ();
+
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+
+    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
+        Action::Continue
+    }
+
+    fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, data: &[u8]) {
+        // The notes: print(data, host, port)
+        log::info!(
+            "{:?} {} {}",
+            String::from_utf8_lossy(data),
+            from.ip(),
+            from.port()
+        );
+        if let Err(e) = ctx.send_datagram(from, b"ok") {
+            log::warn!("send to {from}: {e}");
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Info)
+        .env()
+        .init()
+        .expect("logger");
+    let args = Args::parse();
+    let mut reactor = Reactor::new(Config::default())?;
+    let addr = reactor.bind_udp(&args.addr)?;
+    println!("listening on {addr}");
+    reactor.run(&mut UdpOk)
+}
