@@ -104,6 +104,10 @@ pub trait Handler {
     /// [`Reactor::bind_udp`](crate::Reactor::bind_udp); `ctx.id()` is that socket.
     fn on_datagram(&mut self, _ctx: &mut Ctx<'_>, _from: SocketAddr, _data: &[u8]) {}
 
+    /// A [`Handle::notify`](crate::Handle::notify) from another thread
+    /// arrived, with its tag.
+    fn on_notify(&mut self, _ctx: &mut Ctx<'_>, _tag: u64) {}
+
     /// Called once per loop iteration, after the events were handled.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>, _tick: &Tick) {}
 

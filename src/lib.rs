@@ -14,7 +14,7 @@
 //! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_close`, … |
 //! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `set_timer`, `stop` |
 //! | [`Config`] | limits with defaults: connections, output watermarks, idle timeout, budgets |
-//! | [`Handle`] | stop the loop from another thread |
+//! | [`Handle`] | from another thread: `stop` the loop, `notify` it (→ `Handler::on_notify`) |
 //! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … |
 //! | [`Selector`] | Python's `selectors` module, for callback-style programs |
 //! | [`codec`] | framing for sticky packets: [`Lines`], [`LengthPrefixed`], the notes' [`Handshake`]; [`decode_all`](codec::decode_all) in `on_data` |

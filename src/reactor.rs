@@ -38,10 +38,12 @@ use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Asks a running loop to stop gracefully, from any thread.
+/// Talks to a running loop from any thread: stop it gracefully, or hand it
+/// a notification (say, a worker thread's result is ready).
 ///
 /// ```no_run
 /// let mut reactor = ioplex::Reactor::new(ioplex::Config::default())?;
@@ -55,6 +57,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
+    notes: Arc<Mutex<Vec<u64>>>,
     waker: Waker,
 }
 
@@ -65,6 +68,20 @@ impl Handle {
         self.stop.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the loop to stop it: {e}");
+        }
+    }
+
+    /// Wakes the loop and calls [`Handler::on_notify`] with `tag` on its
+    /// thread: the way for a worker thread to say its result is ready (the
+    /// result itself travels in whatever the handler and worker share).
+    /// Notifications sent before [`Reactor::run`] are delivered when it starts.
+    pub fn notify(&self, tag: u64) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tag);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the loop to notify it: {e}");
         }
     }
 }
@@ -157,6 +174,10 @@ pub(crate) struct Core {
     start: Instant,
     now: u64,
     stop: Arc<AtomicBool>,
+    /// Tags from [`Handle::notify`], taken on the loop's thread.
+    notes: Arc<Mutex<Vec<u64>>>,
+    /// The loop's own buffer the notes are swapped into.
+    notes_taken: Vec<u64>,
     waker: Waker,
     stopping: Option<u64>,
     accept_resume: Option<u64>,
@@ -212,6 +233,8 @@ impl Reactor {
                 start: Instant::now(),
                 now: 0,
                 stop: Arc::new(AtomicBool::new(false)),
+                notes: Arc::default(),
+                notes_taken: Vec::new(),
                 waker,
                 stopping: None,
                 accept_resume: None,
@@ -270,6 +293,7 @@ impl Reactor {
     pub fn handle(&self) -> Handle {
         Handle {
             stop: self.core.stop.clone(),
+            notes: self.core.notes.clone(),
             waker: self.core.waker.clone(),
         }
     }
@@ -835,6 +859,7 @@ macro_rules! ctx {
 impl<H: Handler> Loop<'_, H> {
     fn run(&mut self) -> io::Result<()> {
         let mut events: Vec<Event> = Vec::with_capacity(1024);
+        self.take_notes();
         loop {
             // 1. timeout
             let timeout = self.core.poll_timeout();
@@ -890,6 +915,7 @@ impl<H: Handler> Loop<'_, H> {
     fn dispatch(&mut self, ev: &Event) {
         if ev.token == WAKER {
             self.core.waker.reset();
+            self.take_notes();
             return;
         }
         let id = ConnId(ev.token);
@@ -944,6 +970,20 @@ impl<H: Handler> Loop<'_, H> {
         {
             log::error!("re-arming a listener: {e}");
         }
+    }
+
+    /// Delivers [`Handle::notify`] tags to the handler, oldest first.
+    fn take_notes(&mut self) {
+        let mut notes = std::mem::take(&mut self.core.notes_taken);
+        std::mem::swap(
+            &mut notes,
+            &mut self.core.notes.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        for &tag in &notes {
+            self.handler.on_notify(ctx!(self, None), tag);
+        }
+        notes.clear();
+        self.core.notes_taken = notes;
     }
 
     fn run_ready(&mut self, key: usize) {

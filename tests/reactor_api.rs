@@ -254,3 +254,56 @@ fn a_handler_can_stop_the_server_and_its_reply_still_arrives() {
     assert_eq!(read_to_eof(&mut c), b"stopping");
     server.stop(); // returns only if run returned
 }
+
+/// Hands each request to a worker thread; the result comes back through
+/// `Handle::notify` and is sent from the loop's thread.
+struct Offload {
+    handle: ioplex::Handle,
+    done: std::sync::Arc<std::sync::Mutex<Vec<(ioplex::ConnId, String)>>>,
+    next: u64,
+}
+
+impl Handler for Offload {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+        let (id, text) = (ctx.id(), String::from_utf8_lossy(data).into_owned());
+        let (handle, done) = (self.handle.clone(), self.done.clone());
+        self.next += 1;
+        let tag = self.next;
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30)); // slow work, off the loop
+            done.lock().unwrap().push((id, text.to_uppercase()));
+            handle.notify(tag);
+        });
+        Action::Continue
+    }
+    fn on_notify(&mut self, ctx: &mut Ctx<'_>, _tag: u64) {
+        let results = std::mem::take(&mut *self.done.lock().unwrap());
+        for (id, reply) in results {
+            ctx.send_to(id, reply.as_bytes());
+        }
+    }
+}
+
+#[test]
+fn a_worker_thread_hands_its_result_back_through_notify() {
+    let mut reactor = ioplex::Reactor::new(Config::default()).unwrap();
+    let addr = reactor.listen("127.0.0.1:0").unwrap();
+    let handle = reactor.handle();
+    let mut handler = Offload {
+        handle: handle.clone(),
+        done: Default::default(),
+        next: 0,
+    };
+    let join = std::thread::spawn(move || reactor.run(&mut handler));
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    a.write_all(b"slow").unwrap();
+    b.write_all(b"work").unwrap();
+    assert_eq!(read_n(&mut b, 4), b"WORK");
+    assert_eq!(read_n(&mut a, 4), b"SLOW");
+    drop((a, b));
+    handle.stop();
+    join.join().unwrap().unwrap();
+}
