@@ -488,10 +488,13 @@ impl Core {
             let r = if parts.len() == 1 {
                 (&c.sock).write(parts[0])
             } else {
-                let slices: [IoSlice<'_>; 8] =
-                    std::array::from_fn(|i| IoSlice::new(parts.get(i).copied().unwrap_or(&[])));
+                let mut slices = [IoSlice::new(&[]); 8];
+                let n = parts.len().min(8);
+                for (slot, part) in slices[..n].iter_mut().zip(parts) {
+                    *slot = IoSlice::new(part);
+                }
                 socket2::SockRef::from(&c.sock)
-                    .send_vectored_with_flags(&slices[..parts.len().min(8)], libc::MSG_NOSIGNAL)
+                    .send_vectored_with_flags(&slices[..n], libc::MSG_NOSIGNAL)
             };
             match r {
                 Ok(n) => {
@@ -547,6 +550,11 @@ impl Core {
         let Some(Entry::Conn(c)) = self.entries.get_mut(key) else {
             return;
         };
+        if c.out.is_none() {
+            // Nothing queued: nothing to write, resume or finish (a paused
+            // reader has output queued; a drained close already finished).
+            return;
+        }
         let id = ConnId::new(key, c.generation);
         if let Some(out) = c.out.as_mut() {
             while !out.is_empty() {
