@@ -7,12 +7,17 @@
 //! |---|---|---|
 //! | [`Backend::Mio`] (default) | edge | none |
 //! | [`Backend::Epoll`] | level, edge, oneshot | none |
+//! | [`Backend::Poll`] | level | none (cost grows with the fds watched) |
+//! | [`Backend::Select`] | level | fds below `FD_SETSIZE` (1024) |
 //!
 //! A combination a backend cannot do is an [`io::ErrorKind::Unsupported`]
-//! error from [`Poller::new`], never a silent fallback.
+//! error from [`Backend::parse`], never a silent fallback; the variants that
+//! take no [`Trigger`] cannot even express one.
 
 mod epoll;
 mod mio;
+mod poll;
+mod select;
 
 use std::fmt;
 use std::io;
@@ -28,6 +33,12 @@ pub enum Backend {
     Mio,
     /// Raw `epoll(7)` through `libc`, in the given trigger mode.
     Epoll(Trigger),
+    /// `poll(2)` through `libc`, level-triggered: a `pollfd` array scanned
+    /// whole on every wait.
+    Poll,
+    /// `select(2)` through `libc`, level-triggered: fd bitmaps scanned whole
+    /// on every wait. Registering an fd ≥ `FD_SETSIZE` (1024) is an error.
+    Select,
 }
 
 /// How the kernel reports readiness.
@@ -47,11 +58,22 @@ impl Backend {
         match self {
             Backend::Mio => Trigger::Edge,
             Backend::Epoll(t) => t,
+            Backend::Poll | Backend::Select => Trigger::Level,
         }
     }
 
     /// Parses the names used by the examples' `--backend` / `--trigger` flags:
-    /// `mio`, `epoll` with `level`, `edge` or `oneshot`.
+    /// `mio` (edge), `epoll` with `level`, `edge` or `oneshot`, `poll` and
+    /// `select` (level). A trigger the backend cannot do is `Unsupported`.
+    ///
+    /// ```
+    /// use ioplex::{Backend, Trigger};
+    /// assert_eq!(Backend::parse("poll", None)?, Backend::Poll);
+    /// assert_eq!(Backend::parse("epoll", Some("edge"))?, Backend::Epoll(Trigger::Edge));
+    /// let err = Backend::parse("select", Some("edge")).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn parse(backend: &str, trigger: Option<&str>) -> io::Result<Backend> {
         let trig = match trigger {
             None => None,
@@ -66,6 +88,11 @@ impl Backend {
                 "the mio backend is edge-triggered only, not {t:?}"
             ))),
             ("epoll", t) => Ok(Backend::Epoll(t.unwrap_or(Trigger::Level))),
+            ("poll", None | Some(Trigger::Level)) => Ok(Backend::Poll),
+            ("select", None | Some(Trigger::Level)) => Ok(Backend::Select),
+            (name @ ("poll" | "select"), Some(t)) => Err(unsupported(format!(
+                "the {name} backend is level-triggered only, not {t:?}"
+            ))),
             (other, _) => Err(unsupported(format!("unknown backend {other:?}"))),
         }
     }
@@ -76,6 +103,8 @@ impl fmt::Display for Backend {
         match self {
             Backend::Mio => f.write_str("mio"),
             Backend::Epoll(t) => write!(f, "epoll-{t:?}"),
+            Backend::Poll => f.write_str("poll"),
+            Backend::Select => f.write_str("select"),
         }
     }
 }
@@ -165,6 +194,8 @@ pub struct Event {
 pub(crate) enum Poller {
     Mio(mio::MioPoller),
     Epoll(epoll::EpollPoller),
+    Poll(poll::PollPoller),
+    Select(select::SelectPoller),
 }
 
 macro_rules! dispatch {
@@ -172,6 +203,8 @@ macro_rules! dispatch {
         match $self {
             Poller::Mio($p) => $e,
             Poller::Epoll($p) => $e,
+            Poller::Poll($p) => $e,
+            Poller::Select($p) => $e,
         }
     };
 }
@@ -181,6 +214,8 @@ impl Poller {
         Ok(match backend {
             Backend::Mio => Poller::Mio(mio::MioPoller::new()?),
             Backend::Epoll(t) => Poller::Epoll(epoll::EpollPoller::new(t)?),
+            Backend::Poll => Poller::Poll(poll::PollPoller::new()?),
+            Backend::Select => Poller::Select(select::SelectPoller::new()?),
         })
     }
 
@@ -188,6 +223,7 @@ impl Poller {
         match self {
             Poller::Mio(_) => Trigger::Edge,
             Poller::Epoll(p) => p.trigger(),
+            Poller::Poll(_) | Poller::Select(_) => Trigger::Level,
         }
     }
 
@@ -241,6 +277,17 @@ impl Poller {
             Poller::Epoll(p) => {
                 let w = EventFd::new()?;
                 p.register_waker(w.0, token)?;
+                Ok(Waker::Fd(std::sync::Arc::new(w)))
+            }
+            // Level-triggered anyway: the loop's `reset` clears the eventfd.
+            Poller::Poll(p) => {
+                let w = EventFd::new()?;
+                p.register(w.0, token, Interest::READABLE)?;
+                Ok(Waker::Fd(std::sync::Arc::new(w)))
+            }
+            Poller::Select(p) => {
+                let w = EventFd::new()?;
+                p.register(w.0, token, Interest::READABLE)?;
                 Ok(Waker::Fd(std::sync::Arc::new(w)))
             }
         }

@@ -237,6 +237,8 @@ pub fn backends() -> Vec<ioplex::Backend> {
         Backend::Epoll(Trigger::Level),
         Backend::Epoll(Trigger::Edge),
         Backend::Epoll(Trigger::Oneshot),
+        Backend::Poll,
+        Backend::Select,
     ]
 }
 
