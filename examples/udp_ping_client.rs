@@ -91,11 +91,7 @@ fn main() -> std::io::Result<()> {
         }
     }
     let (sent, got) = (args.count as usize, rtts.len());
-    let loss = if sent == 0 {
-        0
-    } else {
-        (sent - got) * 100 / sent
-    };
+    let loss = ((sent - got) * 100).checked_div(sent).unwrap_or(0);
     println!("--- {ip} ping statistics ---");
     println!("{sent} packets transmitted, {got} received, {loss}% packet loss");
     if got > 0 {
