@@ -115,7 +115,7 @@ fn main() {
         }
     }
     let med = |s: &[Sample], f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
-    let rows: Vec<(&str, usize, f64, f64, f64, f64)> = runs
+    let rows: Vec<Row<'_>> = runs
         .iter()
         .map(|(b, n, s)| {
             (
@@ -184,13 +184,14 @@ fn main() {
 }
 
 type Row<'a> = (&'a str, usize, f64, f64, f64, f64);
+type Panel = (&'static str, fn(&Row<'_>) -> f64);
 
 fn plot(path: &str, rows: &[Row<'_>]) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let colors = [BLUE, GREEN, RED, MAGENTA];
-    let metrics: [(&str, fn(&Row<'_>) -> f64); 2] = [
+    let metrics: [Panel; 2] = [
         ("round trip (µs)", |r| r.2),
         ("server CPU per wake-up (µs)", |r| r.3),
     ];

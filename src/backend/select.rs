@@ -29,8 +29,9 @@ pub(crate) struct SelectPoller {
     watched: Vec<Watched>,
     index: HashMap<RawFd, usize>,
     /// The sets as registered; copied into the kernel's before each wait.
-    read_set: libc::fd_set,
-    write_set: libc::fd_set,
+    /// Boxed: 128 bytes each would make every `Poller` that large.
+    read_set: Box<libc::fd_set>,
+    write_set: Box<libc::fd_set>,
     /// Highest registered fd, or -1.
     max_fd: RawFd,
 }
@@ -62,8 +63,8 @@ impl SelectPoller {
         Ok(SelectPoller {
             watched: Vec::new(),
             index: HashMap::new(),
-            read_set: empty_set(),
-            write_set: empty_set(),
+            read_set: Box::new(empty_set()),
+            write_set: Box::new(empty_set()),
             max_fd: -1,
         })
     }
@@ -73,14 +74,14 @@ impl SelectPoller {
         // SAFETY: `check_fd` put fd in 0..FD_SETSIZE; the sets are ours.
         unsafe {
             if i.is_readable() {
-                libc::FD_SET(fd, &mut self.read_set);
+                libc::FD_SET(fd, &mut *self.read_set);
             } else {
-                libc::FD_CLR(fd, &mut self.read_set);
+                libc::FD_CLR(fd, &mut *self.read_set);
             }
             if i.is_writable() {
-                libc::FD_SET(fd, &mut self.write_set);
+                libc::FD_SET(fd, &mut *self.write_set);
             } else {
-                libc::FD_CLR(fd, &mut self.write_set);
+                libc::FD_CLR(fd, &mut *self.write_set);
             }
         }
     }
@@ -131,8 +132,8 @@ impl SelectPoller {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         // The kernel overwrites the sets with the result: hand it copies.
-        let mut r = self.read_set;
-        let mut w = self.write_set;
+        let mut r = *self.read_set;
+        let mut w = *self.write_set;
         let mut tv = timeout.map(|d| {
             // Milliseconds rounded up, as the other backends, so a timer never fires early.
             let ms = timeout_ms(Some(d)) as i64;
