@@ -36,7 +36,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
-    /// Readiness backend: mio or epoll.
+    /// Readiness backend: mio, epoll, poll or select.
     #[arg(long, default_value = "mio")]
     backend: String,
     /// Trigger mode for backends that have a choice: level, edge, oneshot.
