@@ -4,6 +4,8 @@
 //! cargo bench --bench compare -- --quick     # under 2 minutes
 //! cargo bench --bench compare                # the full run, under 15 minutes
 //! cargo bench --bench compare -- --servers ioplex,epoll --workloads 1,2 --rounds 5
+//! cargo bench --bench compare -- --servers ioplex --workloads 1 --rounds 1 \
+//!     --wrap "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
 //! ```
 //!
 //! Every server runs as its own process pinned to CPU 1 (the load
@@ -125,6 +127,9 @@ pub struct Opts {
     pub out: PathBuf,
     /// The command line, for the report.
     pub command: String,
+    /// `--wrap "CMD ARGS"`: run each server under this command (a
+    /// profiler); CPU and RSS figures are then the wrapper process's.
+    pub wrap: Vec<String>,
 }
 
 /// What one measurement produced.
@@ -229,6 +234,9 @@ fn parse_opts(args: &[String]) -> Opts {
             PathBuf::from,
         ),
         command,
+        wrap: flag(args, "--wrap").map_or_else(Vec::new, |w| {
+            w.split_whitespace().map(str::to_owned).collect()
+        }),
     }
 }
 
@@ -277,20 +285,22 @@ struct Server {
 }
 
 impl Server {
-    fn start(name: &str, cpu: Option<usize>) -> io::Result<Server> {
-        let mut cmd = match python_script(name) {
+    fn start(name: &str, cpu: Option<usize>, wrap: &[String]) -> io::Result<Server> {
+        let mut argv: Vec<std::ffi::OsString> = wrap.iter().map(Into::into).collect();
+        match python_script(name) {
             Some(script) => {
-                let mut c = Command::new("python3");
                 let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
-                c.arg(dir.join(script)).arg("0"); // the scripts take the port as their argument
-                c
+                argv.push("python3".into());
+                argv.push(dir.join(script).into());
+                argv.push("0".into()); // the scripts take the port as their argument
             }
             None => {
-                let mut c = Command::new(std::env::current_exe()?);
-                c.args(["--serve", name, "--port", "0"]);
-                c
+                argv.push(std::env::current_exe()?.into());
+                argv.extend(["--serve", name, "--port", "0"].map(Into::into));
             }
-        };
+        }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -349,7 +359,14 @@ impl Server {
         self.child.id()
     }
 
+    /// SIGTERM (a `--wrap` profiler writes its data then), SIGKILL after 5 s.
     fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let err = self
@@ -413,7 +430,7 @@ type Mark = (load::Phase, Instant, (f64, f64), f64, f64);
 
 /// One measurement: a fresh server, the load, the samples around it.
 fn measure_one(name: &str, w: &Workload, opts: &Opts, cpu: Option<usize>) -> Result<Stats, String> {
-    let server = Server::start(name, cpu).map_err(|e| e.to_string())?;
+    let server = Server::start(name, cpu, &opts.wrap).map_err(|e| e.to_string())?;
     let pid = server.pid();
     let rss0 = rss(pid);
     let mut marks: Vec<Mark> = Vec::new();
