@@ -1,0 +1,285 @@
+//! Note 003's FTP-style upload server (examples/upload) driven by the
+//! example client, the notes' client logic in Python, and raw sockets for
+//! hostile input: names, sizes, resume offsets, interrupted uploads.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn start(root: &Path, extra: &[&str]) -> ExampleServer {
+    let mut args = vec!["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ExampleServer::start("upload", &args)
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ioplex-upload-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Bytes of every value, `n` long.
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + i / 977) as u8).collect()
+}
+
+/// Runs upload_client; returns (exit code, stdout, stderr).
+fn client(addr: &str, args: &[&str]) -> (i32, String, String) {
+    let child = Command::new(example_path("upload_client"))
+        .args(["--addr", addr])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn upload_client");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    let Ok(out) = rx.recv_timeout(LIMIT) else {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("upload_client did not finish in {LIMIT:?}");
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+/// A raw session: JSON commands out, reply lines in.
+struct Raw {
+    sock: TcpStream,
+    lines: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn open(addr: std::net::SocketAddr) -> Raw {
+        let sock = connect(addr);
+        let lines = BufReader::new(sock.try_clone().unwrap());
+        let mut raw = Raw { sock, lines };
+        assert_eq!(raw.line(), "欢迎使用... ");
+        raw
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.lines.read_line(&mut l).expect("a reply line");
+        l.trim_end_matches('\n').to_string()
+    }
+    fn ask(&mut self, cmd: &str) -> String {
+        self.sock.write_all(cmd.as_bytes()).unwrap();
+        self.line()
+    }
+    fn login(&mut self, user: &str, register: bool) {
+        let creds = format!("\"username\": \"{user}\", \"password\": \"pw-{user}\"");
+        if register {
+            let r = self.ask(&format!("{{\"cmd\": \"register\", {creds}}}"));
+            assert_eq!(r, "注册成功");
+        }
+        assert_eq!(
+            self.ask(&format!("{{\"cmd\": \"check_user\", {creds}}}")),
+            "登陆成功"
+        );
+    }
+}
+
+fn put(name: &str, size: i64) -> String {
+    serde_json::json!({"cmd": "put", "filename": name, "filesize": size}).to_string()
+}
+
+#[test]
+fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
+    let dir = temp();
+    let server = start(&dir.path().join("root"), &[]);
+    let src = dir.path().join("blank.mp3");
+    std::fs::write(&src, data(300_000)).unwrap();
+    let addr = server.addr.to_string();
+    let args = ["--user", "charlie", "--password", "n7u8", "--register"];
+    let (code, out, err) = client(&addr, &[&args[..], &[src.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "uploaded blank.mp3: 300000 bytes\n");
+    let stored = dir.path().join("root/charlie/files/blank.mp3");
+    assert!(std::fs::read(stored).unwrap() == data(300_000));
+    let info = std::fs::read_to_string(dir.path().join("root/charlie/user_info.json")).unwrap();
+    assert!(info.contains("\"password\":\"$argon2id$"), "{info}");
+    assert!(!info.contains("n7u8"));
+    // The whole file again: the server already holds it; nothing is sent.
+    let (code, out, _) = client(
+        &addr,
+        &[
+            "--user",
+            "charlie",
+            "--password",
+            "n7u8",
+            src.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((code, &out[..]), (0, "uploaded blank.mp3: 300000 bytes\n"));
+    // Wrong password, unknown user, user taken: the notes' answers.
+    let (code, _, err) = client(
+        &addr,
+        &[
+            "--user",
+            "charlie",
+            "--password",
+            "x",
+            src.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        (code, err.lines().last()),
+        (1, Some("error: login: 密码错误"))
+    );
+    let (code, _, err) = client(
+        &addr,
+        &["--user", "nobody", "--password", "x", src.to_str().unwrap()],
+    );
+    assert_eq!(
+        (code, err.lines().last()),
+        (1, Some("error: login: 用户名不存在"))
+    );
+    let (code, _, err) = client(&addr, &[&args[..], &[src.to_str().unwrap()]].concat());
+    assert_eq!(
+        (code, err.lines().last()),
+        (1, Some("error: register: error: user exists"))
+    );
+}
+
+#[test]
+fn an_interrupted_upload_keeps_its_partial_file_and_resumes_exactly() {
+    let dir = temp();
+    let server = start(&dir.path().join("root"), &[]);
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, data(1_000_000)).unwrap();
+    let addr = server.addr.to_string();
+    let creds = ["--user", "dora", "--password", "pw"];
+    let file = src.to_str().unwrap();
+    let (code, _, err) = client(
+        &addr,
+        &[&creds[..], &["--register", "--stop-after", "400000", file]].concat(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("stopped after 400000 bytes"), "{err}");
+    let stored = dir.path().join("root/dora/files/big.bin");
+    let len = || std::fs::metadata(&stored).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        wait_for(Duration::from_secs(5), || len() == 400_000),
+        "partial is {}",
+        len()
+    );
+    let (code, out, err) = client(&addr, &[&creds[..], &[file]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming at 400000 of 1000000 bytes"), "{err}");
+    assert_eq!(out, "uploaded big.bin: 1000000 bytes\n");
+    assert!(std::fs::read(&stored).unwrap() == data(1_000_000));
+}
+
+/// The notes' client logic: JSON commands, then `Start` or an offset, then
+/// the file from that offset. Here the `put` header and the whole file go
+/// in one `sendall` (the notes' sticky-packet case), replies read as lines.
+const NOTES_CLIENT: &str = r#"
+import json, socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+f = s.makefile('rb')
+print(f.readline().decode().strip())
+for cmd in ('register', 'check_user'):
+    s.sendall(json.dumps({"cmd": cmd, "username": "eve", "password": "pw"}).encode())
+    print(f.readline().decode().strip())
+data = bytes(range(256)) * 40
+head = {"cmd": "put", "filename": "notes.bin", "filesize": len(data), "file_owner": "eve"}
+s.sendall(json.dumps(head).encode() + data + json.dumps({"cmd": "ls"}).encode())
+print(f.readline().decode().strip())
+print(f.readline().decode().strip())
+print(f.readline().decode().strip())
+"#;
+
+#[test]
+fn the_notes_client_logic_uploads_even_with_header_and_body_glued() {
+    let dir = temp();
+    let server = start(&dir.path().join("root"), &[]);
+    let out = python(NOTES_CLIENT, &[&server.addr.port().to_string()], LIMIT);
+    assert_eq!(
+        out,
+        "欢迎使用...\n注册成功\n登陆成功\nStart\nok 10240\nInvalid command...\n"
+    );
+    let stored = std::fs::read(dir.path().join("root/eve/files/notes.bin")).unwrap();
+    assert!(
+        stored
+            == [0u8..=255]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<u8>>()
+                .repeat(40)
+    );
+}
+
+#[test]
+fn bad_names_sizes_offsets_and_put_before_login_are_refused_before_writing() {
+    let dir = temp();
+    let root = dir.path().join("root");
+    let server = start(&root, &["--max-size", "1000"]);
+    let mut s = Raw::open(server.addr);
+    assert_eq!(s.ask(&put("a.txt", 10)), "error: log in first");
+    s.login("frank", true);
+    for name in ["../x", "a/b", "/etc/passwd", "a\\b", "a\0b", "..", ".", ""] {
+        let r = s.ask(&put(name, 10));
+        assert!(r.starts_with("error: refused file name"), "{name:?}: {r}");
+    }
+    assert_eq!(
+        s.ask(&put("huge.bin", 1001)),
+        "error: file too large: 1001 bytes, limit 1000"
+    );
+    assert_eq!(
+        s.ask(&put("neg.bin", -5)),
+        "error: filesize must be a non-negative integer"
+    );
+    // A partial file larger than the declared size: a clear error, no append.
+    let files = root.join("frank/files");
+    std::fs::write(files.join("part.bin"), data(500)).unwrap();
+    let r = s.ask(&put("part.bin", 100));
+    assert_eq!(
+        r,
+        "error: resume offset 500 is beyond the declared size 100"
+    );
+    assert_eq!(std::fs::read(files.join("part.bin")).unwrap(), data(500));
+    let mut names: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["part.bin"]);
+    assert!(!dir.path().join("x").exists() && !root.join("x").exists());
+    // Still serving this client after all that.
+    assert_eq!(s.ask(&put("ok.bin", 3)), "Start");
+    s.sock.write_all(b"abc").unwrap();
+    assert_eq!(s.line(), "ok 3");
+}
+
+#[test]
+fn two_uploads_of_one_file_at_once_are_refused_and_malformed_commands_close() {
+    let dir = temp();
+    let server = start(&dir.path().join("root"), &[]);
+    let mut a = Raw::open(server.addr);
+    a.login("gina", true);
+    assert_eq!(a.ask(&put("same.bin", 10)), "Start");
+    a.sock.write_all(b"12345").unwrap();
+    let mut b = Raw::open(server.addr);
+    b.login("gina", false);
+    let r = b.ask(&put("same.bin", 10));
+    assert_eq!(r, "error: same.bin is being uploaded on another connection");
+    a.sock.write_all(b"67890").unwrap();
+    assert_eq!(a.line(), "ok 10");
+    let r = b.ask("{\"cmd\": \"put\", \"filename\": }");
+    assert!(r.starts_with("error: malformed command"), "{r}");
+    assert_eq!(read_to_eof(&mut b.sock), b"");
+}
