@@ -149,6 +149,12 @@ fn level_triggered_with_writable_only_while_queued_sleeps_when_idle() {
     let big: Vec<u8> = (0..2 << 20).map(|i| (i % 253) as u8).collect();
     c.write_all(&big).unwrap();
     assert!(read_n(&mut c, big.len()) == big, "echo differs");
+    // The last bytes can reach us before the server turns WRITABLE off:
+    // give it a moment (bounded) to finish that turn.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.count(|s| &s.modifies) % 2 != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let toggles = server.count(|s| &s.modifies);
     assert!(
         toggles >= 2 && toggles % 2 == 0,
