@@ -94,6 +94,14 @@ pub trait Handler {
         Action::Continue
     }
 
+    /// Everything queued for this connection has been written: the moment
+    /// to send the next piece of a large reply. Called each time the output
+    /// queue goes from holding bytes to empty (not when a send was taken
+    /// whole by the kernel: check [`Ctx::queued`] after sending).
+    fn on_drain(&mut self, _ctx: &mut Ctx<'_>, _conn: &mut Self::Conn) -> Action {
+        Action::Continue
+    }
+
     /// A timer set with [`Ctx::set_timer`] outside any connection fired.
     fn on_loop_timer(&mut self, _ctx: &mut Ctx<'_>, _tag: u64) {}
 
@@ -107,6 +115,12 @@ pub trait Handler {
     /// A [`Handle::notify`](crate::Handle::notify) from another thread
     /// arrived, with its tag.
     fn on_notify(&mut self, _ctx: &mut Ctx<'_>, _tag: u64) {}
+
+    /// A [`Handle::notify_conn`](crate::Handle::notify_conn) for this
+    /// connection arrived from another thread, with its tag.
+    fn on_conn_notify(&mut self, _ctx: &mut Ctx<'_>, _conn: &mut Self::Conn, _tag: u64) -> Action {
+        Action::Continue
+    }
 
     /// Called once per loop iteration, after the events were handled.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>, _tick: &Tick) {}

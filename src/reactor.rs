@@ -42,6 +42,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// A [`Handle::notify`] (no connection) or [`Handle::notify_conn`] tag.
+type Note = (Option<ConnId>, u64);
+
 /// Talks to a running loop from any thread: stop it gracefully, or hand it
 /// a notification (say, a worker thread's result is ready).
 ///
@@ -57,7 +60,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
-    notes: Arc<Mutex<Vec<u64>>>,
+    notes: Arc<Mutex<Vec<Note>>>,
     waker: Waker,
 }
 
@@ -76,10 +79,21 @@ impl Handle {
     /// result itself travels in whatever the handler and worker share).
     /// Notifications sent before [`Reactor::run`] are delivered when it starts.
     pub fn notify(&self, tag: u64) {
+        self.post(None, tag);
+    }
+
+    /// Like [`notify`](Handle::notify), for one connection: the loop calls
+    /// [`Handler::on_conn_notify`] with that connection's state, or drops
+    /// the tag if the connection is gone by then.
+    pub fn notify_conn(&self, id: ConnId, tag: u64) {
+        self.post(Some(id), tag);
+    }
+
+    fn post(&self, to: Option<ConnId>, tag: u64) {
         self.notes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(tag);
+            .push((to, tag));
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the loop to notify it: {e}");
         }
@@ -175,9 +189,9 @@ pub(crate) struct Core {
     now: u64,
     stop: Arc<AtomicBool>,
     /// Tags from [`Handle::notify`], taken on the loop's thread.
-    notes: Arc<Mutex<Vec<u64>>>,
+    notes: Arc<Mutex<Vec<Note>>>,
     /// The loop's own buffer the notes are swapped into.
-    notes_taken: Vec<u64>,
+    notes_taken: Vec<Note>,
     waker: Waker,
     stopping: Option<u64>,
     accept_resume: Option<u64>,
@@ -544,16 +558,18 @@ impl Core {
 
     /// Writes queued output until the socket refuses; resumes a paused reader
     /// below the low watermark; finishes a requested close once empty.
-    fn flush(&mut self, key: usize) {
+    /// Returns whether an open connection's queue just became empty
+    /// (then the handler hears [`Handler::on_drain`]).
+    fn flush(&mut self, key: usize) -> bool {
         let low = self.cfg.output_low_water;
         let metrics = &*self.metrics;
         let Some(Entry::Conn(c)) = self.entries.get_mut(key) else {
-            return;
+            return false;
         };
         if c.out.is_none() {
             // Nothing queued: nothing to write, resume or finish (a paused
             // reader has output queued; a drained close already finished).
-            return;
+            return false;
         }
         let id = ConnId::new(key, c.generation);
         if let Some(out) = c.out.as_mut() {
@@ -569,7 +585,7 @@ impl Core {
                     Err(e) => {
                         log::debug!("{id}: write failed: {e}");
                         self.abort(key, CloseReason::Error(e.kind()));
-                        return;
+                        return false;
                     }
                 }
             }
@@ -584,6 +600,7 @@ impl Core {
             log::debug!("{id}: output drained to {queued} bytes: reading resumed");
         }
         let finish = queued == 0 && c.state == State::Draining;
+        let drained = queued == 0 && c.state == State::Open;
         if resume {
             self.push_ready(key);
         }
@@ -593,6 +610,7 @@ impl Core {
         if finish {
             self.finish_flush(key);
         }
+        drained
     }
 
     /// Close requested: stop handing input to the handler, flush, then FIN.
@@ -945,8 +963,8 @@ impl<H: Handler> Loop<'_, H> {
                     if ev.readable {
                         self.core.tick.readable += 1;
                     }
-                    if ev.writable || ev.error {
-                        self.core.flush(key);
+                    if (ev.writable || ev.error) && self.core.flush(key) {
+                        self.drained(key);
                     }
                     if ev.readable || ev.read_closed || ev.error {
                         self.read(key, ev.read_closed);
@@ -980,6 +998,18 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
+    /// A connection's queued output was all written: the handler may send more.
+    fn drained(&mut self, key: usize) {
+        let Some(Entry::Conn(c)) = self.core.entries.get(key) else {
+            return;
+        };
+        let id = ConnId::new(key, c.generation);
+        if let Some(st) = self.states.get_mut(key).and_then(|s| s.as_mut()) {
+            let action = self.handler.on_drain(ctx!(self, Some(id)), st);
+            self.apply(key, action, CloseReason::Closed);
+        }
+    }
+
     /// Delivers [`Handle::notify`] tags to the handler, oldest first.
     fn take_notes(&mut self) {
         let mut notes = std::mem::take(&mut self.core.notes_taken);
@@ -987,8 +1017,19 @@ impl<H: Handler> Loop<'_, H> {
             &mut notes,
             &mut self.core.notes.lock().unwrap_or_else(|e| e.into_inner()),
         );
-        for &tag in &notes {
-            self.handler.on_notify(ctx!(self, None), tag);
+        for &(to, tag) in &notes {
+            let Some(id) = to else {
+                self.handler.on_notify(ctx!(self, None), tag);
+                continue;
+            };
+            let open = self.core.conn(id).is_some_and(|c| c.state == State::Open);
+            let Some(st) = self.states.get_mut(id.key()).and_then(|s| s.as_mut()) else {
+                continue;
+            };
+            if open {
+                let action = self.handler.on_conn_notify(ctx!(self, Some(id)), st, tag);
+                self.apply(id.key(), action, CloseReason::Closed);
+            }
         }
         notes.clear();
         self.core.notes_taken = notes;

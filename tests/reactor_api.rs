@@ -307,3 +307,148 @@ fn a_worker_thread_hands_its_result_back_through_notify() {
     handle.stop();
     join.join().unwrap().unwrap();
 }
+
+/// Streams `total` bytes to each client in 64 KiB pieces, sending the next
+/// piece only when the last is out of the loop's queue.
+struct Streamer {
+    total: usize,
+}
+
+impl Streamer {
+    fn pump(&self, ctx: &mut Ctx<'_>, sent: &mut usize) -> Action {
+        let piece = [b's'; 65536];
+        while *sent < self.total && ctx.queued(ctx.id()) == 0 {
+            let n = piece.len().min(self.total - *sent);
+            ctx.send(&piece[..n]);
+            *sent += n;
+        }
+        if *sent == self.total {
+            Action::Close
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+impl Handler for Streamer {
+    type Conn = usize;
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) -> usize {
+        let mut sent = 0;
+        if self.pump(ctx, &mut sent) == Action::Close {
+            ctx.close(ctx.id());
+        }
+        sent
+    }
+    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut usize, _: &[u8]) -> Action {
+        Action::Continue
+    }
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, sent: &mut usize) -> Action {
+        self.pump(ctx, sent)
+    }
+}
+
+#[test]
+fn on_drain_lets_a_handler_stream_a_large_reply_with_a_small_queue() {
+    const TOTAL: usize = 16 << 20;
+    for backend in backends() {
+        // A queue limit far below the reply: only sending on drain keeps under it.
+        let config = Config {
+            max_output: 256 << 10,
+            ..config_on(backend)
+        };
+        let server = Server::start(Streamer { total: TOTAL }, config);
+        let mut c = server.connect();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut reads = 0;
+        loop {
+            let n = c.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(buf[..n].iter().all(|&b| b == b's'));
+            got += n;
+            reads += 1;
+            if reads % 64 == 0 {
+                std::thread::sleep(Duration::from_millis(2)); // a slowish reader
+            }
+        }
+        assert_eq!(got, TOTAL, "on {backend}");
+        assert_eq!(server.metrics.snapshot().output_limit, 0, "on {backend}");
+        drop(c); // our EOF ends the server's lingering close at once
+        server.stop();
+    }
+}
+
+/// Counts requests per connection; a worker thread answers each and tells
+/// that connection through `Handle::notify_conn`.
+struct PerConnOffload {
+    handle: ioplex::Handle,
+    results:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ioplex::ConnId, Vec<String>>>>,
+}
+
+impl Handler for PerConnOffload {
+    type Conn = u32;
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) -> u32 {
+        0
+    }
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, pending: &mut u32, data: &[u8]) -> Action {
+        *pending += 1;
+        let (id, text) = (ctx.id(), String::from_utf8_lossy(data).into_owned());
+        let (handle, results) = (self.handle.clone(), self.results.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            results
+                .lock()
+                .unwrap()
+                .entry(id)
+                .or_default()
+                .push(text.to_uppercase());
+            handle.notify_conn(id, 7);
+        });
+        Action::Continue
+    }
+    fn on_conn_notify(&mut self, ctx: &mut Ctx<'_>, pending: &mut u32, tag: u64) -> Action {
+        assert_eq!(tag, 7);
+        let ready = self
+            .results
+            .lock()
+            .unwrap()
+            .remove(&ctx.id())
+            .unwrap_or_default();
+        for r in ready {
+            *pending -= 1;
+            ctx.send(format!("{r} ({pending} pending)\n").as_bytes());
+        }
+        Action::Continue
+    }
+}
+
+#[test]
+fn notify_conn_reaches_that_connection_with_its_state() {
+    let mut reactor = ioplex::Reactor::new(Config::default()).unwrap();
+    let addr = reactor.listen("127.0.0.1:0").unwrap();
+    let handle = reactor.handle();
+    let mut handler = PerConnOffload {
+        handle: handle.clone(),
+        results: Default::default(),
+    };
+    let join = std::thread::spawn(move || reactor.run(&mut handler));
+    let mut a = connect(addr);
+    a.write_all(b"one").unwrap();
+    assert_eq!(read_n(&mut a, 16), b"ONE (0 pending)\n");
+    // A notification for a connection that is gone is dropped quietly.
+    let gone = {
+        let mut b = connect(addr);
+        b.write_all(b"bye").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        b
+    };
+    drop(gone);
+    a.write_all(b"two").unwrap();
+    assert_eq!(read_n(&mut a, 16), b"TWO (0 pending)\n");
+    drop(a);
+    handle.stop();
+    join.join().unwrap().unwrap();
+}
