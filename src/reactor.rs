@@ -33,7 +33,7 @@ use crate::timer::{TimerId, Timers, ms_ceil};
 use crate::token::{ConnId, Generations, WAKER};
 use slab::Slab;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -185,6 +185,8 @@ pub(crate) struct Core {
     timers: Timers,
     metrics: Arc<Metrics>,
     conns: usize,
+    /// Connections with output queued: while 0, WRITABLE events need no look.
+    queued_conns: usize,
     start: Instant,
     now: u64,
     stop: Arc<AtomicBool>,
@@ -244,6 +246,7 @@ impl Reactor {
                 timers: Timers::default(),
                 metrics: Arc::new(Metrics::default()),
                 conns: 0,
+                queued_conns: 0,
                 start: Instant::now(),
                 now: 0,
                 stop: Arc::new(AtomicBool::new(false)),
@@ -340,6 +343,36 @@ fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))
+}
+
+/// `recv(2)` straight into `buf`: the hot path, without std's wrapper layers.
+fn sys_recv(sock: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`: a reset peer is an `EPIPE` error for
+/// that connection, never a SIGPIPE for the process.
+fn sys_send(sock: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+    let n = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
@@ -500,7 +533,7 @@ impl Core {
         if c.out.as_ref().is_none_or(|o| o.is_empty()) {
             add(&metrics.writes, 1);
             let r = if parts.len() == 1 {
-                (&c.sock).write(parts[0])
+                sys_send(&c.sock, parts[0])
             } else {
                 let mut slices = [IoSlice::new(&[]); 8];
                 let n = parts.len().min(8);
@@ -526,7 +559,10 @@ impl Core {
         if written == total {
             return true;
         }
-        let out = c.out.get_or_insert_with(Box::default);
+        let out = c.out.get_or_insert_with(|| {
+            self.queued_conns += 1;
+            Box::default()
+        });
         let mut skip = written;
         for p in parts {
             if skip >= p.len() {
@@ -575,7 +611,7 @@ impl Core {
         if let Some(out) = c.out.as_mut() {
             while !out.is_empty() {
                 add(&metrics.writes, 1);
-                match (&c.sock).write(out.bytes()) {
+                match sys_send(&c.sock, out.bytes()) {
                     Ok(n) => {
                         add(&metrics.bytes_out, n as u64);
                         out.consume(n);
@@ -593,6 +629,7 @@ impl Core {
         let queued = c.out.as_ref().map_or(0, |o| o.len());
         if queued == 0 {
             c.out = None;
+            self.queued_conns -= 1;
         }
         let resume = c.flags & PAUSED != 0 && queued <= low;
         if resume {
@@ -963,7 +1000,10 @@ impl<H: Handler> Loop<'_, H> {
                     if ev.readable {
                         self.core.tick.readable += 1;
                     }
-                    if (ev.writable || ev.error) && self.core.flush(key) {
+                    if (ev.writable || ev.error)
+                        && self.core.queued_conns > 0
+                        && self.core.flush(key)
+                    {
                         self.drained(key);
                     }
                     if ev.readable || ev.read_closed || ev.error {
@@ -1202,7 +1242,7 @@ impl<H: Handler> Loop<'_, H> {
                 }
                 return;
             }
-            let r = (&c.sock).read(&mut self.rbuf);
+            let r = sys_recv(&c.sock, &mut self.rbuf);
             match r {
                 Ok(0) => c.flags |= READ_CLOSED,
                 Ok(_) if state == State::Open => c.since = now,
@@ -1427,6 +1467,9 @@ impl<H: Handler> Loop<'_, H> {
             let Some(Entry::Conn(c)) = self.core.entries.try_remove(key) else {
                 continue;
             };
+            if c.out.is_some() {
+                self.core.queued_conns -= 1;
+            }
             let id = ConnId::new(key, c.generation);
             self.core.conns -= 1;
             add(&self.core.metrics.closed, 1);
