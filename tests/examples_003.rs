@@ -7,29 +7,15 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs an example binary to its end, bounded in time; returns (success, stdout).
 fn run_example(name: &str, args: &[&str], stdin: &[u8]) -> (bool, String) {
-    let mut child = Command::new(example_path(name))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn example");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{name} did not finish in {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(example_path(name));
+    cmd.args(args).stderr(Stdio::null());
+    let out = run_bounded(cmd, stdin, LIMIT);
     (out.status.success(), String::from_utf8(out.stdout).unwrap())
 }
 

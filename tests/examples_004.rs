@@ -15,21 +15,9 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs an example binary to its end, bounded in time; returns (success, stdout, stderr).
 fn run_example(name: &str, args: &[&str]) -> (bool, String, String) {
-    let child = Command::new(example_path(name))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn example");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    let Ok(out) = rx.recv_timeout(LIMIT) else {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        panic!("{name} did not finish in {LIMIT:?}");
-    };
+    let mut cmd = Command::new(example_path(name));
+    cmd.args(args).stderr(Stdio::piped());
+    let out = run_bounded(cmd, b"", LIMIT);
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (out.status.success(), text(out.stdout), text(out.stderr))
 }

@@ -33,22 +33,9 @@ fn data(n: usize) -> Vec<u8> {
 
 /// Runs upload_client; returns (exit code, stdout, stderr).
 fn client(addr: &str, args: &[&str]) -> (i32, String, String) {
-    let child = Command::new(example_path("upload_client"))
-        .args(["--addr", addr])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn upload_client");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    let Ok(out) = rx.recv_timeout(LIMIT) else {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        panic!("upload_client did not finish in {LIMIT:?}");
-    };
+    let mut cmd = Command::new(example_path("upload_client"));
+    cmd.args(["--addr", addr]).args(args).stderr(Stdio::piped());
+    let out = run_bounded(cmd, b"", LIMIT);
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (
         out.status.code().unwrap_or(-1),

@@ -198,29 +198,40 @@ impl Drop for ExampleServer {
     }
 }
 
+/// Runs `cmd` to its end with `stdin` fed to it and its stdout (and
+/// stderr, unless the caller routed it elsewhere) captured; kills it and
+/// fails the test if it is not done within `limit`.
+pub fn run_bounded(mut cmd: Command, stdin: &[u8], limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let input = stdin.to_vec();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = pipe.write_all(&input); // a child that exits early closes it
+    });
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for child"),
+        Err(_) => {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{cmd:?} did not finish in {limit:?}");
+        }
+    }
+}
+
 /// Runs a Python 3 script with arguments, bounded in time; returns stdout.
 /// Fails the test loudly if python3 is missing.
 pub fn python(script: &str, args: &[&str], limit: Duration) -> String {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is required for this test and was not found");
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(_st) = child.try_wait().unwrap() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("python client did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(script).args(args).stderr(Stdio::piped());
+    let out = run_bounded(cmd, b"", limit);
     assert!(
         out.status.success(),
         "python client failed: {}",
