@@ -7,9 +7,10 @@
 //! - **A thread per client** for what is one send; here one loop serves all.
 //! - **`send(json_str)` once, then `close()`**: `send` may take only part
 //!   of a large document, and the rest was lost. Here the document goes out
-//!   64 KiB at a time while less than 256 KiB is queued for that client (a
-//!   2 ms timer tops it up), so it arrives whole, and a thousand clients cost
-//!   a thousand small queues, not a thousand copies. It is encoded once.
+//!   64 KiB at a time while less than 256 KiB is queued for that client (each
+//!   time that queue drains, `on_drain` tops it up), so it arrives whole, and
+//!   a thousand clients cost a thousand small queues, not a thousand copies.
+//!   It is encoded once.
 //! - **Any file size**: here `--max-size` (default 64 MiB) is checked at start.
 //! - **`bind(('192.168.1.2', 5566))`**: here 127.0.0.1 by default.
 //!
@@ -25,7 +26,6 @@ use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
 
 const CHUNK: usize = 64 << 10;
 const QUEUE_TARGET: usize = 256 << 10;
@@ -49,7 +49,8 @@ struct FileTransfer {
 }
 
 impl FileTransfer {
-    /// Queues the next chunks for the current client; closes when all is sent.
+    /// Queues the next chunks for the current client; closes when all is
+    /// sent. What stays queued brings an `on_drain` once written: more then.
     fn pump(&self, ctx: &mut Ctx<'_>, sent: &mut usize) {
         let id = ctx.id();
         while *sent < self.doc.len() && ctx.queued(id) < QUEUE_TARGET {
@@ -61,8 +62,6 @@ impl FileTransfer {
         }
         if *sent == self.doc.len() {
             ctx.close(id);
-        } else {
-            ctx.set_timer(Duration::from_millis(2), 0);
         }
     }
 }
@@ -86,7 +85,7 @@ impl Handler for FileTransfer {
         Action::Continue // a half-closed client still gets the whole document
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, sent: &mut usize, _: u64) -> Action {
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, sent: &mut usize) -> Action {
         self.pump(ctx, sent);
         Action::Continue
     }

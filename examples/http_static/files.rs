@@ -1,8 +1,8 @@
-//! Path resolution for the static web server (`main.rs`): which file a
-//! target names, and never one outside the root.
+//! Files for the static web server (`main.rs`): which file a target names
+//! (never one outside the root), and sending it a queue's worth at a time.
 
 use crate::request::Refusal;
-use ioplex::Ctx;
+use ioplex::{Ctx, TimerId};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -15,59 +15,86 @@ use std::time::{Duration, Instant};
 const CHUNK: usize = 64 << 10;
 /// More file is read only while less than this is queued for the client.
 const QUEUE_TARGET: usize = 256 << 10;
-/// A client whose queue has not moved for this long is cut off.
+/// A client whose queue has not shrunk for this long is cut off: the `STALL`
+/// timer looks this long after the last sign that it reads.
 const STALL_LIMIT: Duration = Duration::from_secs(30);
-/// Timer tag: top up the client's queue.
-pub const PUMP: u64 = 2;
+/// Timer tag: look whether a client with a full queue still reads.
+pub const STALL: u64 = 2;
 
 /// A file being sent without holding it in memory.
 pub struct Sending {
     file: File,
     left: u64,
-    progress: Instant,
+    /// When the client was last seen reading, and what was queued then.
+    seen: (Instant, usize),
+    stall: Option<TimerId>,
 }
 
-/// What [`Sending::pump`] achieved.
+/// What [`Sending::pump`] or [`Sending::look`] found.
 pub enum Pumped {
     Done,
-    /// The queue is full; a `PUMP` timer is set.
+    /// The queue is full: more in `on_drain`; a `STALL` timer watches.
     Later,
-    Failed(&'static str),
+    /// The file failed, or the client is gone or stalled: logged, aborted.
+    Aborted,
 }
 
 impl Sending {
     pub fn new(file: File, len: u64) -> Sending {
-        let progress = Instant::now();
+        let (left, seen, stall) = (len, (Instant::now(), 0), None);
         Sending {
             file,
-            left: len,
-            progress,
+            left,
+            seen,
+            stall,
         }
     }
 
-    /// Queues chunks while the client's queue is short (there is no
-    /// "writable" callback, so a 2 ms timer polls `ctx.queued`).
+    /// Queues chunks while the client's queue is short: at the start and in
+    /// `on_drain` (the client has read all that was queued).
     pub fn pump(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
         let (id, chunk) = (ctx.id(), &mut [0u8; CHUNK]);
         while self.left > 0 && ctx.queued(id) < QUEUE_TARGET {
             let want = self.left.min(chunk.len() as u64) as usize;
             match self.file.read(&mut chunk[..want]) {
-                Ok(n) if n > 0 && ctx.send(&chunk[..n]) => {
-                    self.left -= n as u64;
-                    self.progress = Instant::now();
-                }
-                _ => return Pumped::Failed("file ended early, or the client is gone"),
+                Ok(n) if n > 0 && ctx.send(&chunk[..n]) => self.left -= n as u64,
+                _ => return abort(ctx, "file ended early, or the client is gone"),
             }
         }
-        if self.left == 0 {
-            Pumped::Done
-        } else if self.progress.elapsed() > STALL_LIMIT {
-            Pumped::Failed("client read nothing for 30 s, cut off")
-        } else {
-            ctx.set_timer(Duration::from_millis(2), PUMP);
-            Pumped::Later
+        self.seen = (Instant::now(), ctx.queued(id));
+        if self.left > 0 {
+            if self.stall.is_none() {
+                self.stall = Some(ctx.set_timer(STALL_LIMIT, STALL));
+            }
+            return Pumped::Later;
         }
+        if let Some(t) = self.stall.take() {
+            ctx.cancel_timer(t);
+        }
+        Pumped::Done
     }
+
+    /// The `STALL` timer: a queue that shrank since the last look means the
+    /// client reads; one that has not for `STALL_LIMIT` is cut off.
+    pub fn look(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
+        let queued = ctx.queued(ctx.id());
+        if queued < self.seen.1 {
+            self.seen = (Instant::now(), queued);
+        }
+        let still = self.seen.0.elapsed();
+        if still >= STALL_LIMIT {
+            return abort(ctx, "client read nothing for 30 s, cut off");
+        }
+        self.stall = Some(ctx.set_timer(STALL_LIMIT - still, STALL));
+        Pumped::Later
+    }
+}
+
+/// Ends a transfer early: logs why and aborts the connection.
+fn abort(ctx: &mut Ctx<'_>, why: &str) -> Pumped {
+    log::warn!("{}: {why}", ctx.id());
+    ctx.abort(ctx.id());
+    Pumped::Aborted
 }
 
 /// Opens the regular file `target` names under `root` (canonical):

@@ -13,8 +13,8 @@
 //!   is collected up to 8 KiB (431 past it) within `--header-timeout`
 //!   (slowloris: 408, close); `Content-Length` with `Transfer-Encoding`, two
 //!   lengths, or a body on GET/HEAD are 400 and close.
-//! - **Big files** go out 64 KiB at a time while < 256 KiB is queued (`files.rs`):
-//!   ~320 KiB per client at most; a client reading nothing for 30 s is cut off.
+//! - **Big files** go out 64 KiB at a time, in `on_drain`, while < 256 KiB is queued
+//!   (`files.rs`): ~320 KiB per client at most; one reading nothing for 30 s is cut off.
 //!
 //! Try it:
 //! ```text
@@ -28,14 +28,16 @@ mod files;
 mod request;
 
 use clap::Parser;
-use files::{PUMP, Pumped, Sending};
+use files::{Pumped, STALL, Sending};
 use ioplex::{Action, Config, Ctx, Handler, Reactor, TimerId};
-use request::{MAX_HEAD, Refusal, head_end, parse, response_head};
+use request::{MAX_HEAD, Refusal, error_page, head_end, parse, response_head};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const DEADLINE: u64 = 1;
+/// A step of a file transfer: [`Sending::pump`] or [`Sending::look`].
+type Step = fn(&mut Sending, &mut Ctx<'_>) -> Pumped;
 
 #[derive(Parser)]
 struct Args {
@@ -89,7 +91,7 @@ impl Web {
                 Ok((head_only, (file, len, ty))) => {
                     ctx.send(response_head(200, ty, len, c.keep_alive).as_bytes());
                     c.file = (!head_only).then(|| Sending::new(file, len));
-                    if self.pump(ctx, c) {
+                    if self.pump(ctx, c, Sending::pump) {
                         self.finish(ctx, c);
                     }
                 }
@@ -97,16 +99,12 @@ impl Web {
         }
     }
 
-    /// Sends more of the file; `true` when it is all sent.
-    fn pump(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) -> bool {
-        match c.file.as_mut().map(|s| s.pump(ctx)) {
+    /// Takes `step` on the file being sent; `true` when it is all sent.
+    fn pump(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, step: Step) -> bool {
+        match c.file.as_mut().map(|s| step(s, ctx)) {
             None | Some(Pumped::Done) => c.file = None,
             Some(Pumped::Later) => {}
-            Some(Pumped::Failed(why)) => {
-                log::warn!("{}: {why}", ctx.id());
-                ctx.abort(ctx.id());
-                c.closing = true;
-            }
+            Some(Pumped::Aborted) => c.closing = true,
         }
         c.file.is_none() && !c.closing
     }
@@ -115,10 +113,7 @@ impl Web {
     fn refuse(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, (status, why): Refusal) {
         log::info!("{}: {status} {why}", ctx.id());
         c.keep_alive &= matches!(status, 403 | 404) && !c.eof;
-        let body = format!("{status}: {why}\n");
-        let ty = "text/plain; charset=utf-8";
-        let head = response_head(status, ty, body.len() as u64, c.keep_alive);
-        ctx.send_parts(&[head.as_bytes(), body.as_bytes()]);
+        ctx.send(error_page(status, why, c.keep_alive).as_bytes());
         self.finish(ctx, c);
     }
 
@@ -164,10 +159,17 @@ impl Handler for Web {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, tag: u64) -> Action {
-        if tag == PUMP && c.file.is_some() && !c.closing && self.pump(ctx, c) {
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) -> Action {
+        if c.file.is_some() && !c.closing && self.pump(ctx, c, Sending::pump) {
             self.finish(ctx, c);
             self.serve(ctx, c);
+        }
+        Action::Continue
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, tag: u64) -> Action {
+        if tag == STALL && !c.closing {
+            self.pump(ctx, c, Sending::look); // never done: it only looks
         } else if tag == DEADLINE && c.deadline.take().is_some() && !c.closing {
             if c.buf.is_empty() {
                 c.closing = true;

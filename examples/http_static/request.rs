@@ -107,3 +107,10 @@ pub fn response_head(status: u16, ty: &str, len: u64, keep_alive: bool) -> Strin
         "HTTP/1.1 {status} {text}\r\nContent-Type: {ty}\r\nContent-Length: {len}\r\nConnection: {conn}\r\n\r\n"
     )
 }
+
+/// A plain-text error page: head and body, `Connection` following `keep_alive`.
+pub fn error_page(status: u16, why: &str, keep_alive: bool) -> String {
+    let body = format!("{status}: {why}\n");
+    let ty = "text/plain; charset=utf-8";
+    response_head(status, ty, body.len() as u64, keep_alive) + &body
+}

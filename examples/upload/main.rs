@@ -3,7 +3,8 @@
 //! `put` answers `Start` or the offset held, the client sends the rest, then `ok SIZE`.
 //!
 //! Fixed from the notes:
-//! - **md5 passwords** (fixed salt) → Argon2id, hashed on a worker thread.
+//! - **md5 passwords** (fixed salt) → Argon2id, hashed on a worker thread that
+//!   hands the answer to its connection with `Handle::notify_conn`.
 //! - **`file_owner` from the client** chose the directory; `filename` was joined
 //!   as is. Here: `ROOT/USER/files/` of the logged-in user; `/` `\` `..` NUL refused.
 //! - **Limits**: a size over `--max-size` is refused before writing; a partial
@@ -28,7 +29,6 @@ use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 const MAX_COMMAND: usize = 64 << 10;
 
@@ -54,7 +54,7 @@ struct Upload {
 struct Conn {
     buf: Vec<u8>,
     user: Option<String>,
-    hashing: bool, // waiting for a password check (a 5 ms timer polls)
+    hashing: bool, // waiting for a password check (its worker will notify)
     body: Option<(File, u64, u64, files::Key)>, // file, bytes due, size, key
 }
 
@@ -117,7 +117,6 @@ impl Upload {
                 let (user, pw, login) = (s("username"), s("password"), op == "check_user");
                 if self.auth.start(ctx.id(), &self.files.root, login, user, pw) {
                     c.hashing = true;
-                    ctx.set_timer(Duration::from_millis(5), 0);
                 } else {
                     reply(ctx, &format!("error: server busy, {op} again later"));
                 }
@@ -156,9 +155,9 @@ impl Handler for Upload {
         Action::Continue
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, _: u64) -> Action {
+    /// A worker finished this connection's password check.
+    fn on_conn_notify(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, _: u64) -> Action {
         let Some((line, user)) = self.auth.take(ctx.id()) else {
-            ctx.set_timer(Duration::from_millis(5), 0);
             return Action::Continue;
         };
         c.hashing = false;
@@ -190,9 +189,9 @@ fn main() -> std::io::Result<()> {
         .expect("logger");
     let args = Args::parse();
     let files = files::Files::new(&args.root, args.max_size)?;
-    let auth = store::Auth::default();
-    let mut upload = Upload { files, auth };
     let mut reactor = Reactor::new(Config::default())?;
+    let auth = store::Auth::new(reactor.handle());
+    let mut upload = Upload { files, auth };
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut upload)

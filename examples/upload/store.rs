@@ -3,7 +3,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
-use ioplex::ConnId;
+use ioplex::{ConnId, Handle};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,16 +15,28 @@ pub type Reply = (String, Option<String>);
 type Shared = Arc<Mutex<(HashMap<ConnId, Reply>, HashSet<ConnId>)>>;
 
 /// Password work on worker threads: at most `MAX_JOBS` at once, results
-/// collected per connection (and dropped for connections already gone).
-#[derive(Default)]
+/// kept per connection (and dropped for connections already gone); the
+/// worker wakes the loop with `Handle::notify_conn`, which calls the
+/// handler's `on_conn_notify` for that connection.
 pub struct Auth {
     shared: Shared,
     running: usize,
+    handle: Handle,
 }
 
 const MAX_JOBS: usize = 4;
 
 impl Auth {
+    /// No work yet; results are announced through `handle`.
+    pub fn new(handle: Handle) -> Auth {
+        let (shared, running) = (Shared::default(), 0);
+        Auth {
+            shared,
+            running,
+            handle,
+        }
+    }
+
     /// Starts `check_user` (`login`) or `register`; `false` if too many run.
     pub fn start(
         &mut self,
@@ -39,6 +51,7 @@ impl Auth {
         }
         self.running += 1;
         let (shared, root) = (self.shared.clone(), root.to_path_buf());
+        let handle = self.handle.clone();
         std::thread::spawn(move || {
             let r = if login {
                 self::login(&root, &user, &pw)
@@ -48,12 +61,14 @@ impl Auth {
             let mut g = shared.lock().unwrap();
             if !g.1.remove(&id) {
                 g.0.insert(id, r);
+                drop(g);
+                handle.notify_conn(id, 0); // the loop calls `on_conn_notify`
             }
         });
         true
     }
 
-    /// The result for `id`, once its thread is done.
+    /// The result for `id`, once its thread is done (it notified `id`).
     pub fn take(&mut self, id: ConnId) -> Option<Reply> {
         let r = self.shared.lock().unwrap().0.remove(&id);
         self.running -= r.is_some() as usize;
