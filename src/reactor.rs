@@ -10,14 +10,16 @@
 //!    a listener accepts until `WouldBlock` or `accepts_per_cycle`; a
 //!    connection flushes queued output on WRITABLE and reads up to
 //!    `read_budget` on READABLE, handing the bytes to the handler, whose
-//!    sends are written at once (only what the socket refuses is queued).
+//!    sends are written at once (only what the socket refuses is queued);
+//!    a connection whose queue empties hears [`Handler::on_drain`]; the
+//!    waker's event delivers [`Handle::notify`] tags.
 //! 4. **Ready queue.** Run the listeners and connections that stopped at
 //!    their budget last time (no new edge will come for them).
 //! 5. **Timers.** Fire user timers and connection deadlines (idle, flush,
 //!    linger) that are due; resume accepting after an EMFILE back-off.
 //! 6. **Before sleep.** Close what was marked for closing (telling the
-//!    handler), and apply interest changes that level-triggered or one-shot
-//!    backends need. Edge-triggered backends need none: a connection is
+//!    handler), call [`Handler::on_tick`], close what that marked, and apply
+//!    the interest changes that level-triggered or one-shot backends need. Edge-triggered backends need none: a connection is
 //!    registered READABLE|WRITABLE once at accept and never again.
 //!
 //! A graceful stop ([`Handle::stop`] or [`Ctx::stop`]) closes the
