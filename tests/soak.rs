@@ -111,7 +111,10 @@ fn a_minute_of_mixed_clients_leaves_rss_and_fds_where_they_were() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60.0);
-    let server = ExampleServer::start("echo_select", &["--addr", "127.0.0.1:0"]);
+    // Quiet: tens of thousands of connect lines would drown the test log.
+    let mut cmd = std::process::Command::new(example_path("echo_select"));
+    cmd.args(["--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+    let server = ExampleServer::start_command("echo_select", cmd);
     let pid = server.child.id();
     // Warm-up: the allocator and the slab reach their working size.
     run_clients(server.addr, (secs / 10.0).clamp(1.0, 5.0));
