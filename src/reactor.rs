@@ -283,13 +283,13 @@ impl Reactor {
     pub fn add_listener(&mut self, sock: TcpListener) -> io::Result<SocketAddr> {
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
-        let generation = self.core.generations.next();
-        let key = self.core.entries.insert(Entry::Listener(Listener {
-            sock,
-            generation,
-            in_ready: false,
-        }));
-        self.core.register_key(key, Interest::READABLE)?;
+        self.core.insert_registered(|generation| {
+            Entry::Listener(Listener {
+                sock,
+                generation,
+                in_ready: false,
+            })
+        })?;
         Ok(addr)
     }
 
@@ -298,13 +298,13 @@ impl Reactor {
         let sock = UdpSocket::bind(first_addr(addr)?)?;
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
-        let generation = self.core.generations.next();
-        let key = self.core.entries.insert(Entry::Udp(Udp {
-            sock,
-            generation,
-            in_ready: false,
-        }));
-        self.core.register_key(key, Interest::READABLE)?;
+        self.core.insert_registered(|generation| {
+            Entry::Udp(Udp {
+                sock,
+                generation,
+                in_ready: false,
+            })
+        })?;
         Ok(addr)
     }
 
@@ -417,6 +417,25 @@ impl Core {
         self.poller.register(e.fd(), token, interest)?;
         add(&self.metrics.registrations, 1);
         Ok(())
+    }
+
+    /// Adds a listener or UDP socket under a new generation and registers it
+    /// READABLE; on failure it is not kept.
+    fn insert_registered(&mut self, make: impl FnOnce(u32) -> Entry) -> io::Result<()> {
+        let generation = self.generations.next();
+        let key = self.entries.insert(make(generation));
+        self.register_key(key, Interest::READABLE).inspect_err(|_| {
+            self.entries.remove(key);
+        })
+    }
+
+    /// Slab keys of the listeners.
+    fn listener_keys(&self) -> Vec<usize> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Listener(_)))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     fn update_now(&mut self) {
@@ -1137,13 +1156,7 @@ impl<H: Handler> Loop<'_, H> {
         }
         core.accept_resume = Some(core.now + ms_ceil(backoff).max(1));
         // Level-triggered backends would report the listener again at once.
-        let keys: Vec<usize> = core
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Listener(_)))
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
+        for k in core.listener_keys() {
             if core.poller.deregister(core.entries[k].fd()).is_ok() {
                 add(&core.metrics.deregistrations, 1);
             }
@@ -1153,14 +1166,7 @@ impl<H: Handler> Loop<'_, H> {
     fn resume_accepting(&mut self) {
         self.core.accept_resume = None;
         log::debug!("accept: retrying after the back-off");
-        let keys: Vec<usize> = self
-            .core
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Listener(_)))
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
+        for k in self.core.listener_keys() {
             if let Err(e) = self.core.register_key(k, Interest::READABLE) {
                 log::error!("accept: cannot re-register listener: {e}");
             }
