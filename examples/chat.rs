@@ -21,7 +21,7 @@
 //!
 //! Try it:
 //! ```text
-//! cargo run --example chat                             # 0.0.0.0:9999, as the notes
+//! cargo run --example chat                             # 127.0.0.1:9999 (`--addr 0.0.0.0:9999` as the notes)
 //! cargo run --example chat_client                      # in two more terminals
 //! nc 127.0.0.1 9999
 //! ```
@@ -35,8 +35,9 @@ use std::net::SocketAddr;
 /// The notes' group chat server on ioplex.
 #[derive(Parser)]
 struct Args {
-    /// Address to listen on (the notes: `0.0.0.0:9999`).
-    #[arg(long, default_value = "0.0.0.0:9999")]
+    /// Address to listen on (the notes bind every interface, `0.0.0.0:9999`;
+    /// loopback by default here, so a first run is not open to the network).
+    #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
     /// Bytes queued for one member past which messages to it are dropped.
     #[arg(long, default_value_t = 64 * 1024)]

@@ -11,7 +11,7 @@
 //!
 //! Try it:
 //! ```text
-//! cargo run --example cs_echo                          # 0.0.0.0:9999, as the notes
+//! cargo run --example cs_echo                          # 127.0.0.1:9999 (`--addr 0.0.0.0:9999` as the notes)
 //! nc 127.0.0.1 9999                                    # or: telnet 127.0.0.1 9999
 //! ```
 
@@ -22,8 +22,9 @@ use std::net::SocketAddr;
 /// The notes' C/S echo on ioplex.
 #[derive(Parser)]
 struct Args {
-    /// Address to listen on (the notes: `0.0.0.0:9999`).
-    #[arg(long, default_value = "0.0.0.0:9999")]
+    /// Address to listen on (the notes bind every interface, `0.0.0.0:9999`;
+    /// loopback by default here, so a first run is not open to the network).
+    #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
 }
 

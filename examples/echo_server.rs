@@ -13,7 +13,7 @@
 //!
 //! Try it:
 //! ```text
-//! cargo run --example echo_server                      # 0.0.0.0:50007, as the notes
+//! cargo run --example echo_server                      # 127.0.0.1:50007 (`--addr 0.0.0.0:50007` as the notes)
 //! cargo run --example echo_client -- --addr 127.0.0.1:50007 hello world
 //! nc 127.0.0.1 50007
 //! ```
@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: `''`, every interface, port 50007).
-    #[arg(long, default_value = "0.0.0.0:50007")]
+    #[arg(long, default_value = "127.0.0.1:50007")]
     addr: String,
 }
 
