@@ -14,7 +14,9 @@
 //! so that drift on a shared machine hits all of them alike; every figure
 //! is reported as the median over rounds, and ratios (to the raw epoll
 //! baseline and to tokio current-thread) are taken within each round.
-//! Results go to `benches/results/compare{,-quick}.{md,csv,svg}`.
+//! Results go to `benches/results/compare{,-quick}.{md,csv,svg}`; a run
+//! of part of the grid (`--servers`, `--workloads`) or under `--wrap` goes
+//! to `compare-partial.*` instead (or to `--out DIR`).
 
 mod load;
 mod report;
@@ -113,6 +115,9 @@ fn python_script(name: &str) -> Option<&'static str> {
 pub struct Opts {
     /// `--quick`.
     pub quick: bool,
+    /// A subset of the grid or a wrapped (profiled) run: its report goes
+    /// to `compare-partial.*`, never over the committed full report.
+    pub partial: bool,
     /// Rounds over the whole grid.
     pub rounds: usize,
     /// Warm-up before each measured window.
@@ -219,6 +224,9 @@ fn parse_opts(args: &[String]) -> Opts {
     };
     Opts {
         quick,
+        partial: ["--servers", "--workloads", "--wrap"]
+            .iter()
+            .any(|f| flag(args, f).is_some()),
         rounds: flag(args, "--rounds")
             .and_then(|v| v.parse().ok())
             .unwrap_or(3),

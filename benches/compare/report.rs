@@ -462,10 +462,10 @@ pub fn write(
     let md = markdown(opts, env, workloads, runs);
     println!("{md}");
     std::fs::create_dir_all(&opts.out)?;
-    let stem = if opts.quick {
-        "compare-quick"
-    } else {
-        "compare"
+    let stem = match (opts.quick, opts.partial) {
+        (_, true) => "compare-partial",
+        (true, false) => "compare-quick",
+        (false, false) => "compare",
     };
     let files = [
         opts.out.join(format!("{stem}.md")),
