@@ -3,28 +3,23 @@
 //! is the program's output as one length-prefixed frame (u32 big-endian
 //! length, then the bytes), so the client always knows where it ends.
 //!
-//! **Why the notes' version is a hole:** it runs
-//! `subprocess.Popen(recv_data, shell=True)` on whatever arrives from the
-//! network. Anyone who can connect runs any shell command as the server's
-//! user (`rm -rf ~`, `curl … | sh`, a reverse shell). Binding 127.0.0.1
-//! narrows "anyone" to every local user and every local process a browser
-//! page can make connect. So here:
+//! **Why the notes' version is a hole:** it runs `subprocess.Popen(recv_data,
+//! shell=True)` on whatever arrives: anyone who can connect runs any shell
+//! command as the server's user (`rm -rf ~`, `curl … | sh`, a reverse shell).
+//! Binding 127.0.0.1 narrows "anyone" to every local user and every local
+//! process a browser page can make connect. So here:
 //! - it binds a loopback address only (any other `--addr` is refused);
-//! - the first word must be in an allow-list (`date`, `echo`, `hostname`,
-//!   `uname`, `uptime`, `whoami`), run with `std::process::Command`, no
-//!   shell: the other words are plain arguments, so `echo a; rm x` prints
-//!   `a; rm x`;
-//! - the child gets no stdin, at most `--timeout-ms` (then it is killed)
-//!   and at most 64 KiB of its output is sent.
+//! - the first word must be one of `date, echo, hostname, sleep, uname, uptime, whoami`,
+//!   run with no shell: other words are plain arguments (`echo a; rm x` prints `a; rm x`);
+//! - the child gets no stdin, at most `--timeout-ms` (then it is killed:
+//!   `sleep 999` ends there) and at most 64 KiB of its output is sent;
+//! - output is sent as bytes (the notes decode GBK); errors are `error: ...` frames.
 //!
-//! Running the child blocks the loop (every other client waits) for as long
-//! as it runs: the allowed programs finish in a few milliseconds, and the
-//! timeout bounds the rest. A server running slow programs would run them on
-//! a thread and hand the result back to the loop.
-//!
-//! Also fixed: the notes decode output as GBK (Windows) and send
-//! `cmd error` for a command that printed nothing; here output is bytes as
-//! they are, and errors are `error: ...` frames.
+//! **Off the loop:** a worker thread runs the child, sends the output on a
+//! channel its connection holds and wakes the loop (`Handle::notify_conn`;
+//! `on_conn_notify` sends the frame). Past `--max-running` commands at once a
+//! request gets `error: busy` (simpler than a queue). A client's lines run one at
+//! a time, in order (16 KiB of them may wait); one that leaves drops its output.
 //!
 //! Try it:
 //! ```text
@@ -33,15 +28,17 @@
 //! ```
 
 use clap::Parser;
-use ioplex::codec::{LengthPrefixed, Lines, decode_all};
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::codec::{Codec, Lines};
+use ioplex::{Action, Config, ConnId, Ctx, Handle, Handler, Reactor};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, atomic::AtomicUsize, atomic::Ordering::SeqCst, mpsc};
 use std::time::{Duration, Instant};
 
-const ALLOWED: &[&str] = &["date", "echo", "hostname", "uname", "uptime", "whoami"];
+const ALLOWED: &str = "date, echo, hostname, sleep, uname, uptime, whoami";
 const MAX_OUTPUT: u64 = 64 * 1024;
+const MAX_PENDING: usize = 16 * 1024;
 
 /// The notes' command server, allow-listed and without a shell.
 #[derive(Parser)]
@@ -52,32 +49,29 @@ struct Args {
     /// Kill a command that runs longer than this.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    /// Commands running at once; past it requests are answered `error: busy`.
+    #[arg(long, default_value_t = 8)]
+    max_running: usize,
 }
 
-/// Runs an allowed program with the request's words as arguments.
-fn run(request: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
-    let text = std::str::from_utf8(request).map_err(|_| "request is not UTF-8".to_string())?;
-    let mut words = text.split_ascii_whitespace();
-    let program = words.next().ok_or("empty request")?;
-    if !ALLOWED.contains(&program) {
-        return Err(format!(
-            "`{program}` is not allowed; allowed: {}",
-            ALLOWED.join(", ")
-        ));
-    }
-    let mut child = Command::new(program)
-        .args(words)
+/// Output, or the text of an `error: ...` frame.
+type Reply = Result<Vec<u8>, String>;
+
+/// Runs a checked command to its end or its timeout (on a worker thread).
+fn run(argv: &[String], timeout: Duration) -> Reply {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+        .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
     let deadline = Instant::now() + timeout;
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("`{program}` ran longer than {timeout:?}: killed"));
+            return Err(format!("`{}` ran longer than {timeout:?}: killed", argv[0]));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -88,34 +82,102 @@ fn run(request: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Answers every request line with one length-prefixed frame.
+/// Sends one frame: output is at most 64 KiB, so its length fits a u32.
+fn reply(ctx: &mut Ctx<'_>, r: Reply) {
+    let out = r.unwrap_or_else(|e| format!("error: {e}\n").into_bytes());
+    ctx.send_parts(&[&(out.len() as u32).to_be_bytes(), &out]);
+}
+
+/// Runs request lines on worker threads; answers each with one frame, in order.
 pub struct RemoteCmd {
-    timeout: Duration,
+    args: Args,
+    jobs: Arc<AtomicUsize>, // commands whose worker has not ended
+    handle: Handle,
+}
+
+/// A client: input not run yet, its running command's channel, EOF seen.
+#[derive(Default)]
+pub struct Conn {
+    pending: Vec<u8>,
+    answer: Option<mpsc::Receiver<Reply>>,
+    eof: bool,
+}
+
+impl RemoteCmd {
+    /// Checks a request, then runs it on a worker that sends the output and notifies `id`.
+    fn start(&self, id: ConnId, request: &[u8]) -> Result<mpsc::Receiver<Reply>, String> {
+        log::info!("{id}: run {:?}", String::from_utf8_lossy(request));
+        let text = std::str::from_utf8(request).map_err(|_| "request is not UTF-8".to_string())?;
+        let argv: Vec<String> = text.split_ascii_whitespace().map(String::from).collect();
+        let program = argv.first().ok_or("empty request")?;
+        if !ALLOWED.split(", ").any(|p| p == program) {
+            return Err(format!("`{program}` is not allowed; allowed: {ALLOWED}"));
+        }
+        if self.jobs.load(SeqCst) >= self.args.max_running {
+            log::warn!("{id}: busy, {} commands running", self.args.max_running);
+            return Err("busy, try again later".into());
+        }
+        self.jobs.fetch_add(1, SeqCst);
+        let (tx, rx) = mpsc::channel();
+        let (jobs, handle) = (self.jobs.clone(), self.handle.clone());
+        let ms = self.args.timeout_ms;
+        std::thread::spawn(move || {
+            let _ = tx.send(run(&argv, Duration::from_millis(ms))); // fails if the client left
+            jobs.fetch_sub(1, SeqCst);
+            handle.notify_conn(id, 0); // the loop calls `on_conn_notify`
+        });
+        Ok(rx)
+    }
+
+    /// Takes the client's lines while none runs (refused or busy: answered at once).
+    fn feed(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) -> Action {
+        while c.answer.is_none() {
+            let (started, n) = match Lines::new(1024).decode(&c.pending) {
+                Ok(Some((line, n))) => (self.start(ctx.id(), line), n),
+                Ok(None) if c.eof => return Action::Close,
+                Ok(None) => return Action::Continue,
+                Err(e) => {
+                    reply(ctx, Err(e.to_string())); // a line too long: the rest is unknown
+                    return Action::Close;
+                }
+            };
+            c.pending.drain(..n);
+            c.answer = started.map_err(|e| reply(ctx, Err(e))).ok();
+        }
+        Action::Continue
+    }
 }
 
 impl Handler for RemoteCmd {
-    type Conn = Lines;
+    type Conn = Conn;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Lines {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
         log::info!("{}: connected from {peer}", ctx.id());
-        Lines::new(1024)
+        Conn::default()
     }
 
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, lines: &mut Lines, data: &[u8]) -> Action {
-        let frames = LengthPrefixed::new(MAX_OUTPUT as usize + 1024);
-        let r = decode_all(lines, data, |request| {
-            log::info!("{}: run {:?}", ctx.id(), String::from_utf8_lossy(request));
-            let out = run(request, self.timeout).unwrap_or_else(|e| format!("error: {e}\n").into());
-            let head = frames.header(out.len()).expect("output is bounded");
-            ctx.send_parts(&[&head, &out]);
-            Action::Continue
-        });
-        r.unwrap_or_else(|e| {
-            let msg = format!("error: {e}\n");
-            let head = frames.header(msg.len()).expect("short");
-            ctx.send_parts(&[&head, msg.as_bytes()]);
-            Action::Close
-        })
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8]) -> Action {
+        if c.pending.len() + data.len() > MAX_PENDING {
+            log::warn!("{}: over {MAX_PENDING} bytes sent ahead: closing", ctx.id());
+            reply(ctx, Err(format!("over {MAX_PENDING} bytes sent ahead")));
+            return Action::Close;
+        }
+        c.pending.extend_from_slice(data);
+        self.feed(ctx, c)
+    }
+
+    /// The client sent all it will: answer what it sent, then close.
+    fn on_eof(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) -> Action {
+        c.eof = true;
+        self.feed(ctx, c)
+    }
+
+    /// This client's worker sent the output, then notified (only it does).
+    fn on_conn_notify(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, _: u64) -> Action {
+        if let Some(out) = c.answer.take().and_then(|rx| rx.try_recv().ok()) {
+            reply(ctx, out);
+        }
+        self.feed(ctx, c)
     }
 }
 
@@ -130,14 +192,8 @@ fn main() -> std::io::Result<()> {
         log::error!("refusing to serve commands on {}: loopback only", args.addr);
         std::process::exit(2);
     }
-    let config = Config {
-        max_input: 1026,
-        ..Config::default()
-    };
-    let mut reactor = Reactor::new(config)?;
-    let addr = reactor.listen(args.addr)?;
-    println!("listening on {addr}");
-    reactor.run(&mut RemoteCmd {
-        timeout: Duration::from_millis(args.timeout_ms),
-    })
+    let mut reactor = Reactor::new(Config::default())?;
+    println!("listening on {}", reactor.listen(args.addr)?);
+    let (jobs, handle) = (Arc::default(), reactor.handle());
+    reactor.run(&mut RemoteCmd { args, jobs, handle })
 }

@@ -173,7 +173,7 @@ fn remote_cmd_runs_allowed_programs_without_a_shell() {
     );
     let refused = |p: &str| {
         format!(
-            "b'error: `{p}` is not allowed; allowed: date, echo, hostname, uname, uptime, whoami\\n'\n"
+            "b'error: `{p}` is not allowed; allowed: date, echo, hostname, sleep, uname, uptime, whoami\\n'\n"
         )
     };
     assert_eq!(
@@ -185,6 +185,46 @@ fn remote_cmd_runs_allowed_programs_without_a_shell() {
     );
     let out = python(REMOTE_CLIENT, &[&port, "uname"], LIMIT);
     assert_eq!(out, "b'Linux\\n'\n");
+}
+
+/// Reads one length-prefixed frame.
+fn read_frame(s: &mut std::net::TcpStream) -> Vec<u8> {
+    let len = u32::from_be_bytes(read_n(s, 4).try_into().unwrap());
+    read_n(s, len as usize)
+}
+
+#[test]
+fn remote_cmd_answers_other_clients_while_a_slow_command_runs() {
+    let server = ExampleServer::start(
+        "remote_cmd",
+        &["--addr", "127.0.0.1:0", "--timeout-ms", "10000"],
+    );
+    let mut gone = connect(server.addr);
+    gone.write_all(b"sleep 1\necho never read\n").unwrap();
+    drop(gone); // leaves while its command runs: the output is dropped
+    let mut slow = connect(server.addr);
+    slow.write_all(b"sleep 3\necho after\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // time for the server to start it
+    let mut fast = connect(server.addr);
+    fast.write_all(b"echo fast\n").unwrap();
+    assert_eq!(read_frame(&mut fast), b"fast\n");
+    // Had the loop run `sleep 3` itself, its answer would be here by now.
+    slow.set_nonblocking(true).unwrap();
+    let peek = slow.peek(&mut [0; 1]).map_err(|e| e.kind());
+    assert_eq!(
+        peek,
+        Err(std::io::ErrorKind::WouldBlock),
+        "slow answered before fast"
+    );
+    slow.set_nonblocking(false).unwrap();
+    assert_eq!(read_frame(&mut slow), b"", "sleep prints nothing");
+    assert_eq!(
+        read_frame(&mut slow),
+        b"after\n",
+        "pipelined lines are answered in order"
+    );
+    fast.write_all(b"echo still here\n").unwrap();
+    assert_eq!(read_frame(&mut fast), b"still here\n");
 }
 
 #[test]
