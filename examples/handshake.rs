@@ -4,7 +4,7 @@
 //! until it has them all. Here the service is harmless: the reply to a
 //! request is the request, one per line, `--repeat` times, so it is longer
 //! than the client's `recv(1024)`. (The notes run the request as a shell
-//! command; see `remote_cmd.rs` for a safe form of that.) Its client is
+//! command; see `remote_cmd/` for a safe form of that.) Its client is
 //! `examples/handshake_client.rs`; the notes' Python client works unchanged.
 //! `examples/framed.rs` is the same service with the length-prefixed codec,
 //! which needs no round trip.

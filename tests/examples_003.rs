@@ -1,5 +1,5 @@
 //! Note 003's programs (examples/handshake.rs, handshake_client.rs,
-//! framed.rs, remote_cmd.rs, udp_echo.rs, socketserver.rs) driven by the
+//! framed.rs, remote_cmd/, udp_echo.rs, socketserver.rs) driven by the
 //! notes' client logic in Python and by the example clients.
 
 mod common;
@@ -185,6 +185,23 @@ fn remote_cmd_runs_allowed_programs_without_a_shell() {
     );
     let out = python(REMOTE_CLIENT, &[&port, "uname"], LIMIT);
     assert_eq!(out, "b'Linux\\n'\n");
+    // Allowed programs with arguments that would change the machine.
+    let out = python(
+        REMOTE_CLIENT,
+        &[
+            &port,
+            "hostname pwned",
+            "date -s 2000-01-01",
+            "date 0101000000",
+            "date -u +X",
+        ],
+        LIMIT,
+    );
+    let no_args = |p: &str| format!("b'error: `{p}` takes no such arguments here\\n'\n");
+    assert_eq!(
+        out,
+        no_args("hostname") + &no_args("date") + &no_args("date") + "b'X\\n'\n"
+    );
 }
 
 /// Reads one length-prefixed frame.

@@ -10,7 +10,8 @@
 //! process a browser page can make connect. So here:
 //! - it binds a loopback address only (any other `--addr` is refused);
 //! - the first word must be one of `date, echo, hostname, sleep, uname, uptime, whoami`,
-//!   run with no shell: other words are plain arguments (`echo a; rm x` prints `a; rm x`);
+//!   run with no shell: other words are plain arguments (`echo a; rm x` prints `a; rm x`),
+//!   and none that would change the machine (`hostname NAME`, `date -s …`);
 //! - the child gets no stdin, at most `--timeout-ms` (then it is killed:
 //!   `sleep 999` ends there) and at most 64 KiB of its output is sent;
 //! - output is sent as bytes (the notes decode GBK); errors are `error: ...` frames.
@@ -27,17 +28,16 @@
 //! printf 'echo hello; id\n' | nc -q 1 127.0.0.1 9999 | tail -c +5
 //! ```
 
+mod child;
+
+use child::Reply;
 use clap::Parser;
 use ioplex::codec::{Codec, Lines};
 use ioplex::{Action, Config, ConnId, Ctx, Handle, Handler, Reactor};
-use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, atomic::AtomicUsize, atomic::Ordering::SeqCst, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
-const ALLOWED: &str = "date, echo, hostname, sleep, uname, uptime, whoami";
-const MAX_OUTPUT: u64 = 64 * 1024;
 const MAX_PENDING: usize = 16 * 1024;
 
 /// The notes' command server, allow-listed and without a shell.
@@ -54,34 +54,6 @@ struct Args {
     max_running: usize,
 }
 
-/// Output, or the text of an `error: ...` frame.
-type Reply = Result<Vec<u8>, String>;
-
-/// Runs a checked command to its end or its timeout (on a worker thread).
-fn run(argv: &[String], timeout: Duration) -> Reply {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("`{}` ran longer than {timeout:?}: killed", argv[0]));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut out = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        let _ = stdout.take(MAX_OUTPUT).read_to_end(&mut out);
-    }
-    Ok(out)
-}
-
 /// Sends one frame: output is at most 64 KiB, so its length fits a u32.
 fn reply(ctx: &mut Ctx<'_>, r: Reply) {
     let out = r.unwrap_or_else(|e| format!("error: {e}\n").into_bytes());
@@ -91,7 +63,7 @@ fn reply(ctx: &mut Ctx<'_>, r: Reply) {
 /// Runs request lines on worker threads; answers each with one frame, in order.
 pub struct RemoteCmd {
     args: Args,
-    jobs: Arc<AtomicUsize>, // commands whose worker has not ended
+    running: Arc<()>, // one more clone per worker that has not ended
     handle: Handle,
 }
 
@@ -107,26 +79,22 @@ impl RemoteCmd {
     /// Checks a request, then runs it on a worker that sends the output and notifies `id`.
     fn start(&self, id: ConnId, request: &[u8]) -> Result<mpsc::Receiver<Reply>, String> {
         log::info!("{id}: run {:?}", String::from_utf8_lossy(request));
-        let text = std::str::from_utf8(request).map_err(|_| "request is not UTF-8".to_string())?;
-        let argv: Vec<String> = text.split_ascii_whitespace().map(String::from).collect();
-        let program = argv.first().ok_or("empty request")?;
-        if !ALLOWED.split(", ").any(|p| p == program) {
-            return Err(format!("`{program}` is not allowed; allowed: {ALLOWED}"));
-        }
-        if self.jobs.load(SeqCst) >= self.args.max_running {
+        let argv = child::check(request)?;
+        if Arc::strong_count(&self.running) > self.args.max_running {
             log::warn!("{id}: busy, {} commands running", self.args.max_running);
             return Err("busy, try again later".into());
         }
-        self.jobs.fetch_add(1, SeqCst);
         let (tx, rx) = mpsc::channel();
-        let (jobs, handle) = (self.jobs.clone(), self.handle.clone());
+        let (running, handle) = (self.running.clone(), self.handle.clone());
         let ms = self.args.timeout_ms;
-        std::thread::spawn(move || {
-            let _ = tx.send(run(&argv, Duration::from_millis(ms))); // fails if the client left
-            jobs.fetch_sub(1, SeqCst);
-            handle.notify_conn(id, 0); // the loop calls `on_conn_notify`
-        });
-        Ok(rx)
+        std::thread::Builder::new()
+            .spawn(move || {
+                let _ = tx.send(child::run(&argv, Duration::from_millis(ms))); // fails if the client left
+                drop(running); // before the wake-up: this client's next line is not "busy"
+                handle.notify_conn(id, 0); // the loop calls `on_conn_notify`
+            })
+            .map(|_| rx)
+            .map_err(|e| format!("cannot start a worker: {e}"))
     }
 
     /// Takes the client's lines while none runs (refused or busy: answered at once).
@@ -194,6 +162,10 @@ fn main() -> std::io::Result<()> {
     }
     let mut reactor = Reactor::new(Config::default())?;
     println!("listening on {}", reactor.listen(args.addr)?);
-    let (jobs, handle) = (Arc::default(), reactor.handle());
-    reactor.run(&mut RemoteCmd { args, jobs, handle })
+    let (running, handle) = (Arc::default(), reactor.handle());
+    reactor.run(&mut RemoteCmd {
+        args,
+        running,
+        handle,
+    })
 }
