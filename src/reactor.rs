@@ -683,10 +683,14 @@ impl Core {
         c.since = now;
         c.input = None;
         let empty = c.out.as_ref().is_none_or(|o| o.is_empty());
-        self.arm(key);
         if empty {
+            // No flush deadline to arm: a closing client that sent its EOF
+            // first (churn) leaves no timer entry behind.
             self.finish_flush(key);
-        } else if !self.edge() {
+            return;
+        }
+        self.arm(key);
+        if !self.edge() {
             self.mark_dirty(key);
         }
     }
