@@ -176,7 +176,7 @@ fn content_type(path: &Path) -> &'static str {
     let ext = path.extension().and_then(OsStr::to_str).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
-        "txt" => "text/plain; charset=utf-8",
+        "txt" | "md" | "toml" | "rs" | "lock" => "text/plain; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",
         "json" => "application/json",
