@@ -317,3 +317,68 @@ fn slowloris_is_closed_at_the_header_deadline_while_others_are_served() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
 }
+
+#[test]
+fn a_directory_swapped_for_a_symlink_mid_request_never_leaks() {
+    // root/d/secret.txt is a harmless page; a thread keeps swapping the
+    // directory root/d for a symlink to ../outside (which holds a real
+    // secret.txt) and back. A request whose path check saw the directory
+    // but whose open meets the symlink must not follow it out.
+    let dir = site();
+    let root = dir.path().join("root");
+    std::fs::create_dir(root.join("d")).unwrap();
+    std::fs::write(root.join("d/secret.txt"), PAGE).unwrap();
+    let server = start(dir.path(), &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (root, stop) = (root.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (d, aside) = (root.join("d"), root.join("d.aside"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::rename(&d, &aside).unwrap();
+                std::os::unix::fs::symlink(dir_outside(&root), &d).unwrap();
+                std::fs::remove_file(&d).unwrap();
+                std::fs::rename(&aside, &d).unwrap();
+            }
+        })
+    };
+    let (mut served, mut refused) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut leaked = None;
+    let mut s = connect(server.addr);
+    while Instant::now() < deadline && leaked.is_none() {
+        s.write_all(b"GET /d/secret.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let head = read_head(&mut s);
+        let len: usize = header(&head, "Content-Length").unwrap().parse().unwrap();
+        let body = read_n(&mut s, len);
+        if body.windows(SECRET.len()).any(|w| w == SECRET) {
+            leaked = Some(head.clone());
+        }
+        match head.split(' ').nth(1) {
+            Some("200") => served += 1,
+            _ => refused += 1,
+        }
+        if head.contains("Connection: close") {
+            s = connect(server.addr);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    eprintln!("swap race: {served} served from inside, {refused} refused");
+    assert!(leaked.is_none(), "leaked the secret: {leaked:?}");
+    assert!(served > 0 && refused > 0, "the race was not exercised");
+}
+
+fn dir_outside(root: &Path) -> std::path::PathBuf {
+    root.parent().unwrap().join("outside")
+}
+
+/// Reads one response head (through the blank line) byte by byte.
+fn read_head(s: &mut std::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.extend_from_slice(&read_n(s, 1));
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}

@@ -101,12 +101,19 @@ fn abort(ctx: &mut Ctx<'_>, why: &str) -> Pumped {
 /// the file, its length and its `Content-Type`.
 pub fn open(root: &Path, target: &str) -> Result<(File, u64, &'static str), Refusal> {
     let path = resolve(root, target)?;
-    // O_NOFOLLOW: a symlink swapped in after `resolve` is not followed.
-    let opts = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path);
-    let file = opts.map_err(|_| (404, "not found"))?;
+    let rel = path.strip_prefix(root).unwrap_or(&path);
+    let file = match crate::beneath::open(root, rel) {
+        // No openat2: O_NOFOLLOW still guards the last component.
+        Err(e) if crate::beneath::unsupported(&e) => OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path),
+        r => r,
+    };
+    let file = file.map_err(|e| match e.raw_os_error() {
+        Some(libc::EXDEV) => (403, "outside the root"),
+        _ => (404, "not found"),
+    })?;
     match file.metadata() {
         Ok(m) if m.is_file() => Ok((file, m.len(), content_type(&path))),
         _ => Err((404, "not found")),

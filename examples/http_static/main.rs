@@ -5,25 +5,25 @@
 //! - **Path traversal**: `open(filename[1:])` opened anything. Here the target
 //!   is percent-decoded once; `..`, escapes decoding to `.` `/` `\` `%` NUL
 //!   (`%2e%2e`, `.%2e`, `%252e`), `\` and NUL are 400; symlinks are resolved
-//!   and must stay under the root (403); the file is opened `O_NOFOLLOW`.
+//!   and must stay under the root (403); `openat2` `RESOLVE_BENEATH` opens the
+//!   file (`beneath.rs`): a directory swapped for a symlink cannot lead out.
 //! - **Broken responses**: a space before `HTTP/1.1`, `\n` line ends, a length
 //!   in characters, a 404 with no head, one `send` per byte. Here: a proper
 //!   head, byte length, `Content-Type` by extension, keep-alive, `HEAD`.
-//! - **Requests**: `recv(1024)` was taken as the whole request. Here the head
-//!   is collected up to 8 KiB (431 past it) within `--header-timeout`
-//!   (slowloris: 408, close); `Content-Length` with `Transfer-Encoding`, two
-//!   lengths, or a body on GET/HEAD are 400 and close.
-//! - **Big files** go out 64 KiB at a time, in `on_drain`, while < 256 KiB is queued
-//!   (`files.rs`): ~320 KiB per client at most; one reading nothing for 30 s is cut off.
+//! - **Requests**: `recv(1024)` was the whole request. Here the head is read up to
+//!   8 KiB (431 past it) within `--header-timeout` (slowloris: 408, close);
+//!   `Content-Length` with `Transfer-Encoding`, two lengths, or a body on GET/HEAD: 400, close.
+//! - **Big files** go out 64 KiB at a time from `on_drain` (`files.rs`): ~320 KiB
+//!   queued per client at most; one reading nothing for 30 s is cut off.
 //!
 //! Try it:
 //! ```text
 //! cargo run --example http_static -- --root .    # 127.0.0.1:6789
 //! curl -v http://127.0.0.1:6789/Cargo.toml
-//! curl -I http://127.0.0.1:6789/Cargo.toml       # HEAD
 //! curl --path-as-is http://127.0.0.1:6789/../../etc/passwd   # 400
 //! ```
 
+mod beneath;
 mod files;
 mod request;
 
