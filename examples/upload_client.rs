@@ -3,7 +3,8 @@
 //! progress bar (`indicatif`, on stderr, hidden when it is not a terminal).
 //!
 //! Fixed from the notes:
-//! - **`input()` prompts** → flags, so it can be scripted and tested.
+//! - **`input()` prompts** → flags, so it can be scripted and tested; the
+//!   password is best given as `UPLOAD_PASSWORD` (a flag shows in `ps`).
 //! - **Replies read with one `recv`** could glue together; here each reply is
 //!   one line.
 //! - **A resume offset is trusted blindly** (`f.seek(int(reply))`); here an
@@ -16,7 +17,7 @@
 //! ```text
 //! cargo run --example upload -- --root /tmp/uploads &
 //! cargo run --example upload_client -- --user alice --password s3cret --register Cargo.lock
-//! cargo run --example upload_client -- --user alice --password s3cret Cargo.lock  # already whole
+//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice Cargo.lock  # whole
 //! ```
 
 use clap::Parser;
@@ -34,7 +35,8 @@ struct Args {
     addr: String,
     #[arg(long)]
     user: String,
-    #[arg(long)]
+    /// Better from the environment: a flag is visible to every user in `ps`.
+    #[arg(long, env = "UPLOAD_PASSWORD", hide_env_values = true)]
     password: String,
     /// Register the user first.
     #[arg(long)]

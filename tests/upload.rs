@@ -33,8 +33,14 @@ fn data(n: usize) -> Vec<u8> {
 
 /// Runs upload_client; returns (exit code, stdout, stderr).
 fn client(addr: &str, args: &[&str]) -> (i32, String, String) {
+    client_env(addr, args, &[])
+}
+
+/// The example client with extra environment variables.
+fn client_env(addr: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(example_path("upload_client"));
     cmd.args(["--addr", addr]).args(args).stderr(Stdio::piped());
+    cmd.env_remove("UPLOAD_PASSWORD").envs(env.iter().copied());
     let out = run_bounded(cmd, b"", LIMIT);
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (
@@ -100,16 +106,12 @@ fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
     let info = std::fs::read_to_string(dir.path().join("root/charlie/user_info.json")).unwrap();
     assert!(info.contains("\"password\":\"$argon2id$"), "{info}");
     assert!(!info.contains("n7u8"));
-    // The whole file again: the server already holds it; nothing is sent.
-    let (code, out, _) = client(
+    // The whole file again (the password from the environment, out of
+    // `ps`): the server already holds it; nothing is sent.
+    let (code, out, _) = client_env(
         &addr,
-        &[
-            "--user",
-            "charlie",
-            "--password",
-            "n7u8",
-            src.to_str().unwrap(),
-        ],
+        &["--user", "charlie", src.to_str().unwrap()],
+        &[("UPLOAD_PASSWORD", "n7u8")],
     );
     assert_eq!((code, &out[..]), (0, "uploaded blank.mp3: 300000 bytes\n"));
     // Wrong password, unknown user, user taken: the notes' answers.
