@@ -14,6 +14,8 @@
 //! so that drift on a shared machine hits all of them alike; every figure
 //! is reported as the median over rounds, and ratios (to the raw epoll
 //! baseline and to tokio current-thread) are taken within each round.
+//! Churn (workload 5) connects from rotating source addresses in
+//! 127.1.0.0/16 (see `load.rs`): every connection stays on loopback.
 //! Results go to `benches/results/compare{,-quick}.{md,csv,svg}`; a run
 //! of part of the grid (`--servers`, `--workloads`) or under `--wrap` goes
 //! to `compare-partial.*` instead (or to `--out DIR`).
