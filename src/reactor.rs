@@ -19,8 +19,9 @@
 //!    linger) that are due; resume accepting after an EMFILE back-off.
 //! 6. **Before sleep.** Close what was marked for closing (telling the
 //!    handler), call [`Handler::on_tick`], close what that marked, and apply
-//!    the interest changes that level-triggered or one-shot backends need. Edge-triggered backends need none: a connection is
-//!    registered READABLE|WRITABLE once at accept and never again.
+//!    the interest changes that level-triggered or one-shot backends need.
+//!    Edge-triggered backends need none: a connection is registered
+//!    READABLE|WRITABLE once at accept and never again.
 //!
 //! A graceful stop ([`Handle::stop`] or [`Ctx::stop`]) closes the
 //! listeners, lets every connection flush within `shutdown_timeout`, and
@@ -1069,10 +1070,24 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         let id = ConnId::new(key, c.generation);
-        if let Some(st) = self.states.get_mut(key).and_then(|s| s.as_mut()) {
-            let action = self.handler.on_drain(ctx!(self, Some(id)), st);
-            self.apply(key, action, CloseReason::Closed);
+        self.call_open(id, |h, ctx, st| h.on_drain(ctx, st));
+    }
+
+    /// Calls the handler with an open connection's state and applies the
+    /// action it returns; nothing if `id` is gone or already closing.
+    fn call_open(
+        &mut self,
+        id: ConnId,
+        call: impl FnOnce(&mut H, &mut Ctx<'_>, &mut H::Conn) -> Action,
+    ) {
+        if !self.core.conn(id).is_some_and(|c| c.state == State::Open) {
+            return;
         }
+        let Some(st) = self.states.get_mut(id.key()).and_then(|s| s.as_mut()) else {
+            return;
+        };
+        let action = call(self.handler, ctx!(self, Some(id)), st);
+        self.apply(id.key(), action, CloseReason::Closed);
     }
 
     /// Delivers [`Handle::notify`] tags to the handler, oldest first.
@@ -1083,17 +1098,9 @@ impl<H: Handler> Loop<'_, H> {
             &mut self.core.notes.lock().unwrap_or_else(|e| e.into_inner()),
         );
         for &(to, tag) in &notes {
-            let Some(id) = to else {
-                self.handler.on_notify(ctx!(self, None), tag);
-                continue;
-            };
-            let open = self.core.conn(id).is_some_and(|c| c.state == State::Open);
-            let Some(st) = self.states.get_mut(id.key()).and_then(|s| s.as_mut()) else {
-                continue;
-            };
-            if open {
-                let action = self.handler.on_conn_notify(ctx!(self, Some(id)), st, tag);
-                self.apply(id.key(), action, CloseReason::Closed);
+            match to {
+                None => self.handler.on_notify(ctx!(self, None), tag),
+                Some(id) => self.call_open(id, |h, ctx, st| h.on_conn_notify(ctx, st, tag)),
             }
         }
         notes.clear();
@@ -1416,16 +1423,7 @@ impl<H: Handler> Loop<'_, H> {
             add(&self.core.metrics.timers, 1);
             match owner {
                 None => self.handler.on_loop_timer(ctx!(self, None), tag),
-                Some(id) => {
-                    let live = self.core.conn(id).is_some_and(|c| c.state == State::Open);
-                    let Some(st) = self.states.get_mut(id.key()).and_then(|s| s.as_mut()) else {
-                        continue;
-                    };
-                    if live {
-                        let action = self.handler.on_timer(ctx!(self, Some(id)), st, tag);
-                        self.apply(id.key(), action, CloseReason::Closed);
-                    }
-                }
+                Some(id) => self.call_open(id, |h, ctx, st| h.on_timer(ctx, st, tag)),
             }
         }
         while let Some((at, token)) = self.core.timers.pop_deadline(now) {
