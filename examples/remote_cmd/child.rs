@@ -2,11 +2,12 @@
 //! arguments that only read, the timeout and the output cap.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ALLOWED: &str = "date, echo, hostname, sleep, uname, uptime, whoami";
-const MAX_OUTPUT: u64 = 64 * 1024;
+/// Bytes of a command's output that are sent; the rest is cut off.
+pub const MAX_OUTPUT: u64 = 64 * 1024;
 
 /// Splits a request line into a program and its arguments, if allowed.
 pub fn check(request: &[u8]) -> Result<Vec<String>, String> {
@@ -36,23 +37,33 @@ pub fn run(argv: &[String], timeout: Duration) -> Reply {
         .spawn()
         .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let reader = std::thread::Builder::new()
-        .spawn(move || {
-            let mut out = Vec::new();
-            let _ = stdout.take(MAX_OUTPUT).read_to_end(&mut out);
-            out
-        })
-        .map_err(|e| e.to_string())?;
+    let reader = std::thread::Builder::new().spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.take(MAX_OUTPUT).read_to_end(&mut out);
+        out
+    });
+    let reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            kill(child);
+            return Err(format!("cannot read `{}`: {e}", argv[0]));
+        }
+    };
     let deadline = Instant::now() + timeout;
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill(child);
             return Err(format!("`{}` ran longer than {timeout:?}: killed", argv[0]));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     reader.join().map_err(|_| "output reader failed".into())
+}
+
+/// Kills a child and reaps it, so no zombie is left behind.
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Arguments that only read (`hostname NAME`, `date -s …` change the machine).

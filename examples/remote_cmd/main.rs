@@ -32,7 +32,7 @@ mod child;
 
 use child::Reply;
 use clap::Parser;
-use ioplex::codec::{Codec, Lines};
+use ioplex::codec::{Codec, LengthPrefixed, Lines};
 use ioplex::{Action, Config, ConnId, Ctx, Handle, Handler, Reactor};
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -54,10 +54,13 @@ struct Args {
     max_running: usize,
 }
 
-/// Sends one frame: output is at most 64 KiB, so its length fits a u32.
+/// Sends one frame of the length codec: output is at most 64 KiB, an error
+/// a request line (at most 1 KiB) and a few words.
 fn reply(ctx: &mut Ctx<'_>, r: Reply) {
     let out = r.unwrap_or_else(|e| format!("error: {e}\n").into_bytes());
-    ctx.send_parts(&[&(out.len() as u32).to_be_bytes(), &out]);
+    let frames = LengthPrefixed::new(child::MAX_OUTPUT as usize + 4096);
+    let head = frames.header(out.len()).expect("replies are bounded");
+    ctx.send_parts(&[&head, &out]);
 }
 
 /// Runs request lines on worker threads; answers each with one frame, in order.
