@@ -331,12 +331,12 @@ fn a_directory_swapped_for_a_symlink_mid_request_never_leaks() {
     let server = start(dir.path(), &[]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
-        let (root, stop) = (root.clone(), stop.clone());
+        let (root, stop, outside) = (root.clone(), stop.clone(), dir.path().join("outside"));
         std::thread::spawn(move || {
             let (d, aside) = (root.join("d"), root.join("d.aside"));
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 std::fs::rename(&d, &aside).unwrap();
-                std::os::unix::fs::symlink(dir_outside(&root), &d).unwrap();
+                std::os::unix::fs::symlink(&outside, &d).unwrap();
                 std::fs::remove_file(&d).unwrap();
                 std::fs::rename(&aside, &d).unwrap();
             }
@@ -368,10 +368,6 @@ fn a_directory_swapped_for_a_symlink_mid_request_never_leaks() {
     eprintln!("swap race: {served} served from inside, {refused} refused");
     assert!(leaked.is_none(), "leaked the secret: {leaked:?}");
     assert!(served > 0 && refused > 0, "the race was not exercised");
-}
-
-fn dir_outside(root: &Path) -> std::path::PathBuf {
-    root.parent().unwrap().join("outside")
 }
 
 /// Reads one response head (through the blank line) byte by byte.
