@@ -9,6 +9,7 @@ use std::time::Duration;
 /// | field | default | what happens at the limit |
 /// |---|---|---|
 /// | `max_connections` | 10 000 | new client gets `busy_message`, then close |
+/// | `max_connections_per_ip` | off | a client from an address already holding this many gets `busy_message`, then close |
 /// | `max_output` | 8 MiB | that connection is closed (`OutputLimit`) |
 /// | `output_high_water` / `output_low_water` | 1 MiB / 256 KiB | reading from that connection pauses / resumes |
 /// | `max_input` | 1 MiB | unconsumed input past this closes the connection (`InputLimit`) |
@@ -33,7 +34,13 @@ pub struct Config {
     pub backend: Backend,
     /// Connections held at once; past it new clients get `busy_message` and are closed.
     pub max_connections: usize,
-    /// The line a client gets when `max_connections` is reached.
+    /// Connections one peer IP address may hold at once; past it that
+    /// address's new clients get `busy_message` and are closed, while
+    /// everyone else is still served. `None`: no cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// What a turned-away client gets (`max_connections`,
+    /// `max_connections_per_ip`) before the close: set it to what the
+    /// protocol expects, say an HTTP 503 for a web server.
     pub busy_message: Vec<u8>,
     /// Bytes queued for one connection past which it is closed as a slow consumer.
     pub max_output: usize,
@@ -69,6 +76,7 @@ impl Default for Config {
         Config {
             backend: Backend::default(),
             max_connections: 10_000,
+            max_connections_per_ip: None,
             busy_message: b"-ERR max number of clients reached\r\n".to_vec(),
             max_output: 8 << 20,
             output_high_water: 1 << 20,

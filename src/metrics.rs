@@ -41,6 +41,8 @@ counters! {
     closed,
     /// Clients turned away at `max_connections`.
     rejected,
+    /// Clients turned away at `max_connections_per_ip`.
+    rejected_per_ip,
     /// `read`/`recv` system calls on connections.
     reads,
     /// `write`/`send` system calls on connections.

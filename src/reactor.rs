@@ -35,10 +35,10 @@ use crate::metrics::{Metrics, Snapshot, add};
 use crate::timer::{TimerId, Timers, ms_ceil};
 use crate::token::{ConnId, Generations, WAKER};
 use slab::Slab;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::mem::MaybeUninit;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -121,6 +121,10 @@ const IN_READY: u8 = 4;
 const DIRTY: u8 = 8;
 const REG_R: u8 = 16;
 const REG_W: u8 = 32;
+/// The handler paused reading ([`Ctx::pause_reading`]).
+const HELD: u8 = 64;
+/// Kept input is handed to the handler again at the next ready-queue turn.
+const REDELIVER: u8 = 128;
 
 /// One connection's loop state. Its size is most of what an idle connection costs.
 pub(crate) struct Conn {
@@ -137,6 +141,9 @@ pub(crate) struct Conn {
     since: u64,
     /// Tick of this connection's one live deadline entry; 0: none.
     armed: u64,
+    /// The peer's address, kept only while the loop needs it after accept
+    /// (the per-address cap counts it down at close).
+    peer: Option<Box<SocketAddr>>,
 }
 
 pub(crate) struct Listener {
@@ -203,6 +210,8 @@ pub(crate) struct Core {
     rejecting: bool,
     /// In an EMFILE/ENFILE episode: logged once, cleared by the next accept.
     exhausted: bool,
+    /// Connections per peer address, kept while `max_connections_per_ip` is set.
+    per_ip: HashMap<IpAddr, u32>,
     tick: Tick,
 }
 
@@ -260,23 +269,30 @@ impl Reactor {
                 accept_resume: None,
                 rejecting: false,
                 exhausted: false,
+                per_ip: HashMap::new(),
                 tick: Tick::default(),
             },
         })
     }
 
     /// Binds a TCP listener (`SO_REUSEADDR`, backlog 1024) and returns its address.
+    /// An error names the address: `cannot listen on 127.0.0.1:9999: address already in use`.
     pub fn listen(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let addr = first_addr(addr)?;
-        let sock = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )?;
-        sock.set_reuse_address(true)?;
-        sock.bind(&addr.into())?;
-        sock.listen(1024)?;
-        self.add_listener(sock.into())
+        let bind = || -> io::Result<TcpListener> {
+            let sock = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&addr.into())?;
+            sock.listen(1024)?;
+            Ok(sock.into())
+        };
+        let what = || format!("cannot listen on {addr}");
+        let sock = bind().map_err(|e| context(e, &what()))?;
+        self.add_listener(sock).map_err(|e| context(e, &what()))
     }
 
     /// Serves an already bound listener (set up with [`socket2`] for
@@ -295,8 +311,11 @@ impl Reactor {
     }
 
     /// Binds a UDP socket; its datagrams go to [`Handler::on_datagram`].
+    /// An error names the address, as [`listen`](Reactor::listen)'s does.
     pub fn bind_udp(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        let sock = UdpSocket::bind(first_addr(addr)?)?;
+        let addr = first_addr(addr)?;
+        let sock =
+            UdpSocket::bind(addr).map_err(|e| context(e, &format!("cannot bind UDP {addr}")))?;
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
         self.core.insert_registered(|generation| {
@@ -342,10 +361,30 @@ impl Reactor {
     }
 }
 
+/// `e` with `what` in front and its kind kept: one line a person can act on.
+pub(crate) fn context(e: io::Error, what: &str) -> io::Error {
+    let msg = e.to_string();
+    // "Address already in use (os error 98)" → "address already in use".
+    let msg = msg.split(" (os error").next().unwrap_or(&msg);
+    let mut lower = msg.to_owned();
+    if let Some(first) = lower.get(..1) {
+        let first = first.to_lowercase();
+        lower.replace_range(..1, &first);
+    }
+    io::Error::new(e.kind(), format!("{what}: {lower}"))
+}
+
 fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-    addr.to_socket_addrs()?
+    let what = "cannot resolve the address to listen on";
+    addr.to_socket_addrs()
+        .map_err(|e| context(e, what))?
         .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: it resolved to nothing"),
+            )
+        })
 }
 
 /// `recv(2)` straight into `buf`: the hot path, without std's wrapper layers.
@@ -437,6 +476,16 @@ impl Core {
             .filter(|(_, e)| matches!(e, Entry::Listener(_)))
             .map(|(k, _)| k)
             .collect()
+    }
+
+    /// One connection from `ip` is gone: count it down (and forget the address at 0).
+    fn forget_peer(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
     }
 
     fn update_now(&mut self) {
@@ -743,8 +792,8 @@ impl Core {
             if c.state == State::Closed {
                 continue;
             }
-            let want_r =
-                c.flags & READ_CLOSED == 0 && !(c.state == State::Open && c.flags & PAUSED != 0);
+            let want_r = c.flags & READ_CLOSED == 0
+                && !(c.state == State::Open && c.flags & (PAUSED | HELD) != 0);
             let want_w = c.out.as_ref().is_some_and(|o| !o.is_empty());
             let have_r = c.flags & REG_R != 0;
             let have_w = c.flags & REG_W != 0;
@@ -868,6 +917,44 @@ impl Ctx<'_> {
     pub fn close(&mut self, id: ConnId) {
         if self.core.conn(id).is_some() {
             self.core.begin_close(id.key(), CloseReason::Closed);
+        }
+    }
+
+    /// Stops reading from `id`: its bytes wait in the kernel, whose flow
+    /// control slows the peer down (backpressure, not buffering). Input kept
+    /// with [`Action::Consumed`] stays kept. Say, while a long reply is being
+    /// sent and pipelined requests should wait behind it.
+    pub fn pause_reading(&mut self, id: ConnId) {
+        let edge = self.core.edge();
+        if let Some(c) = self.core.conn_mut(id) {
+            if c.state == State::Open && c.flags & HELD == 0 {
+                c.flags |= HELD;
+                if !edge {
+                    self.core.mark_dirty(id.key());
+                }
+            }
+        }
+    }
+
+    /// Reads from `id` again after [`pause_reading`](Ctx::pause_reading).
+    /// Input kept with [`Action::Consumed`] is handed to
+    /// [`Handler::on_data`] again before the loop sleeps, without waiting
+    /// for new bytes.
+    pub fn resume_reading(&mut self, id: ConnId) {
+        let edge = self.core.edge();
+        let Some(c) = self.core.conn_mut(id) else {
+            return;
+        };
+        if c.flags & HELD == 0 {
+            return;
+        }
+        c.flags &= !HELD;
+        if c.input.is_some() {
+            c.flags |= REDELIVER;
+        }
+        self.core.push_ready(id.key());
+        if !edge {
+            self.core.mark_dirty(id.key());
         }
     }
 
@@ -1110,7 +1197,12 @@ impl<H: Handler> Loop<'_, H> {
     fn run_ready(&mut self, key: usize) {
         match self.core.entries.get_mut(key) {
             Some(Entry::Conn(c)) => {
-                c.flags &= !IN_READY;
+                let redeliver = c.flags & REDELIVER != 0 && c.state == State::Open;
+                c.flags &= !(IN_READY | REDELIVER);
+                let id = ConnId::new(key, c.generation);
+                if redeliver && c.input.is_some() {
+                    self.deliver(key, id, 0);
+                }
                 self.read(key, true);
             }
             Some(Entry::Listener(l)) => {
@@ -1203,6 +1295,18 @@ impl<H: Handler> Loop<'_, H> {
             log::info!("below max_connections again: accepting");
             core.rejecting = false;
         }
+        if let Some(cap) = core.cfg.max_connections_per_ip {
+            let held = core.per_ip.entry(peer.ip()).or_insert(0);
+            if *held as usize >= cap {
+                add(&core.metrics.rejected_per_ip, 1);
+                log::debug!(
+                    "{peer}: already holds {cap} connections (max_connections_per_ip): turned away"
+                );
+                let _ = (&sock).write(&core.cfg.busy_message);
+                return;
+            }
+            *held += 1;
+        }
         if core.cfg.nodelay {
             let _ = sock.set_nodelay(true);
         }
@@ -1223,10 +1327,14 @@ impl<H: Handler> Loop<'_, H> {
             input: None,
             since: core.now,
             armed: 0,
+            peer: core.cfg.max_connections_per_ip.map(|_| Box::new(peer)),
         }));
         if let Err(e) = core.register_key(key, interest) {
             log::warn!("register {peer}: {e}");
             core.entries.remove(key);
+            if core.cfg.max_connections_per_ip.is_some() {
+                core.forget_peer(peer.ip());
+            }
             return;
         }
         core.conns += 1;
@@ -1252,7 +1360,7 @@ impl<H: Handler> Loop<'_, H> {
                 return;
             };
             let (state, generation) = (c.state, c.generation);
-            if state == State::Closed || (state == State::Open && c.flags & PAUSED != 0) {
+            if state == State::Closed || (state == State::Open && c.flags & (PAUSED | HELD) != 0) {
                 return;
             }
             if c.flags & READ_CLOSED != 0 {
@@ -1479,6 +1587,9 @@ impl<H: Handler> Loop<'_, H> {
             };
             if c.out.is_some() {
                 self.core.queued_conns -= 1;
+            }
+            if let Some(peer) = &c.peer {
+                self.core.forget_peer(peer.ip());
             }
             let id = ConnId::new(key, c.generation);
             self.core.conns -= 1;

@@ -452,3 +452,109 @@ fn notify_conn_reaches_that_connection_with_its_state() {
     handle.stop();
     join.join().unwrap().unwrap();
 }
+
+/// Answers one line per call and then holds the rest: pauses reading and
+/// resumes 30 ms later from a timer, so every kept line must come back
+/// without new bytes arriving.
+#[derive(Default)]
+struct OneLineAtATime {
+    calls_while_paused: usize,
+    paused: bool,
+}
+
+impl Handler for OneLineAtATime {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+        if self.paused {
+            self.calls_while_paused += 1;
+        }
+        let Some(end) = data.iter().position(|&b| b == b'\n') else {
+            return Action::Consumed(0);
+        };
+        ctx.send(&data[..=end]);
+        let id = ctx.id();
+        ctx.pause_reading(id);
+        self.paused = true;
+        ctx.set_timer(Duration::from_millis(30), 0);
+        Action::Consumed(end + 1)
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: u64) -> Action {
+        self.paused = false;
+        let id = ctx.id();
+        ctx.resume_reading(id);
+        Action::Continue
+    }
+}
+
+#[test]
+fn a_paused_reader_gets_its_kept_input_again_on_resume_without_new_bytes() {
+    for backend in backends() {
+        let server = Server::start(OneLineAtATime::default(), config_on(backend));
+        let mut c = server.connect();
+        let t = Instant::now();
+        c.write_all(b"one\ntwo\nthree\n").unwrap();
+        assert_eq!(read_n(&mut c, 14), b"one\ntwo\nthree\n", "on {backend}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(60),
+            "lines answered while paused on {backend}"
+        );
+        let h = server.stop();
+        assert_eq!(h.calls_while_paused, 0, "on_data while paused on {backend}");
+    }
+}
+
+/// A client whose source address is `ip`, another peer than 127.0.0.1.
+fn connect_from(ip: [u8; 4], to: SocketAddr) -> std::net::TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    let s: std::net::TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+#[test]
+fn past_max_connections_per_ip_that_address_is_turned_away_and_others_are_served() {
+    let config = Config {
+        max_connections_per_ip: Some(2),
+        ..Config::default()
+    };
+    let server = Server::start(LineLengths, config);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.write_all(b"a\n").unwrap();
+    b.write_all(b"bb\n").unwrap();
+    assert_eq!(read_n(&mut a, 2), b"1\n");
+    assert_eq!(read_n(&mut b, 2), b"2\n");
+    let mut third = server.connect();
+    assert_eq!(
+        read_to_eof(&mut third),
+        b"-ERR max number of clients reached\r\n"
+    );
+    assert_eq!(server.metrics.snapshot().rejected_per_ip, 1);
+    // Another address is served while 127.0.0.1 is at its cap.
+    let mut other = connect_from([127, 0, 0, 2], server.addr);
+    other.write_all(b"ccc\n").unwrap();
+    assert_eq!(read_n(&mut other, 2), b"3\n");
+    // One of 127.0.0.1's leaves: that address may connect again.
+    drop(b);
+    let m = server.metrics.clone();
+    assert!(wait_for(Duration::from_secs(5), || m.snapshot().closed == 1));
+    let mut again = server.connect();
+    again.write_all(b"dddd\n").unwrap();
+    assert_eq!(read_n(&mut again, 2), b"4\n");
+}
+
+#[test]
+fn a_busy_port_is_an_error_that_names_the_address() {
+    let mut first = ioplex::Reactor::new(Config::default()).unwrap();
+    let addr = first.listen("127.0.0.1:0").unwrap();
+    let mut second = ioplex::Reactor::new(Config::default()).unwrap();
+    let e = second.listen(addr).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(
+        e.to_string(),
+        format!("cannot listen on {addr}: address already in use")
+    );
+}
