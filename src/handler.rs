@@ -1,59 +1,10 @@
 //! What users implement: a [`Handler`] with per-connection state, told about
 //! connections, bytes, EOF, timers and closes, answering with an [`Action`].
+//! A server with only UDP sockets implements [`DatagramHandler`] instead.
 
-use crate::reactor::Ctx;
-use std::io;
+use crate::action::{Action, CloseReason, Tick};
+use crate::ctx::Ctx;
 use std::net::SocketAddr;
-
-/// What the loop should do after a handler call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// All input was consumed; keep the connection.
-    Continue,
-    /// Only the first `n` bytes were consumed (a partial frame follows):
-    /// the loop keeps the rest and hands it back, followed by what arrives
-    /// next. At most [`Config::max_input`](crate::Config::max_input) bytes are kept.
-    Consumed(usize),
-    /// Flush queued output, send FIN, then close.
-    Close,
-    /// Close now and drop queued output.
-    Abort,
-}
-
-/// Why a connection was closed, as told to [`Handler::on_close`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The peer closed its side (read of 0 bytes) and our output was flushed.
-    Eof,
-    /// A handler returned [`Action::Close`] or called [`Ctx::close`].
-    Closed,
-    /// A handler returned [`Action::Abort`] or called [`Ctx::abort`].
-    Aborted,
-    /// No input for [`Config::idle_timeout`](crate::Config::idle_timeout).
-    IdleTimeout,
-    /// Queued output passed [`Config::max_output`](crate::Config::max_output): a slow consumer.
-    OutputLimit,
-    /// A partial frame passed [`Config::max_input`](crate::Config::max_input).
-    InputLimit,
-    /// The server is shutting down.
-    Shutdown,
-    /// Queued output could not be flushed before a deadline.
-    FlushTimeout,
-    /// A socket error (reset, broken pipe, …).
-    Error(io::ErrorKind),
-}
-
-/// The loop's view of one iteration, for handlers that want to log like the
-/// notes' `print(len(inputs), len(rlist), len(wlist))`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Tick {
-    /// Open connections.
-    pub connections: usize,
-    /// Events that said readable this iteration.
-    pub readable: usize,
-    /// Events that said writable this iteration.
-    pub writable: usize,
-}
 
 /// A server's behaviour. One value serves every connection; each
 /// connection's own state is a [`Handler::Conn`].
@@ -127,4 +78,79 @@ pub trait Handler {
 
     /// A graceful shutdown began: listeners are closed, connections are flushing.
     fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+}
+
+/// A server of UDP sockets only ([`Reactor::bind_udp`](crate::Reactor::bind_udp)):
+/// no connection callbacks to write. Every `DatagramHandler` is a
+/// [`Handler`] whose connection callbacks are never called (it has no
+/// listener), so [`Reactor::run`](crate::Reactor::run) takes it as is.
+///
+/// ```no_run
+/// use ioplex::{Config, Ctx, DatagramHandler, Reactor};
+/// use std::net::SocketAddr;
+///
+/// /// Answers every datagram with `ok`, as the notes' UDP server does.
+/// struct AnswerOk;
+///
+/// impl DatagramHandler for AnswerOk {
+///     fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, _data: &[u8]) {
+///         let _ = ctx.send_datagram(from, b"ok");
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(Config::default())?;
+/// reactor.bind_udp("127.0.0.1:9999")?;
+/// reactor.run(&mut AnswerOk)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait DatagramHandler {
+    /// A datagram arrived; `ctx.id()` is the socket it arrived on.
+    fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, data: &[u8]);
+
+    /// A timer set with [`Ctx::set_timer`] fired.
+    fn on_loop_timer(&mut self, _ctx: &mut Ctx<'_>, _tag: u64) {}
+
+    /// A [`Handle::notify`](crate::Handle::notify) arrived.
+    fn on_notify(&mut self, _ctx: &mut Ctx<'_>, _tag: u64) {}
+
+    /// Called once per loop iteration, after the events were handled.
+    fn on_tick(&mut self, _ctx: &mut Ctx<'_>, _tick: &Tick) {}
+
+    /// A graceful shutdown began.
+    fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+}
+
+impl<D: DatagramHandler> Handler for D {
+    type Conn = ();
+
+    /// Never called: a datagram server has no listener. Should a listener
+    /// be added anyway, its connections are closed at once.
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: SocketAddr) {
+        let id = ctx.id();
+        ctx.abort(id);
+    }
+
+    fn on_data(&mut self, _ctx: &mut Ctx<'_>, _conn: &mut (), _data: &[u8]) -> Action {
+        Action::Abort
+    }
+
+    fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, data: &[u8]) {
+        DatagramHandler::on_datagram(self, ctx, from, data)
+    }
+
+    fn on_loop_timer(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
+        DatagramHandler::on_loop_timer(self, ctx, tag)
+    }
+
+    fn on_notify(&mut self, ctx: &mut Ctx<'_>, tag: u64) {
+        DatagramHandler::on_notify(self, ctx, tag)
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_>, tick: &Tick) {
+        DatagramHandler::on_tick(self, ctx, tick)
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        DatagramHandler::on_shutdown(self, ctx)
+    }
 }

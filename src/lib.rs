@@ -1,18 +1,20 @@
 //! # ioplex
 //!
-//! A single-threaded event-loop server framework on [`mio`] and [`slab`]:
-//! write a [`Handler`], get a TCP/UDP server with buffering, backpressure,
-//! timers, limits and graceful shutdown. The same loop runs on several
-//! readiness backends ([`Backend`]) so the trade-offs between select, poll
-//! and epoll can be measured, not just read.
+//! An event-loop server framework on [`mio`] and [`slab`]: write a
+//! [`Handler`], get a TCP/UDP server with buffering, backpressure, timers,
+//! limits and graceful shutdown. The same loop runs on several backends
+//! ([`Backend`]) so the trade-offs between select, poll and epoll can be
+//! measured, not just read.
 //!
 //! The whole API:
 //!
 //! | item | what it is |
 //! |---|---|
 //! | [`Reactor`] | the loop: `new(Config)`, `listen`, `bind_udp`, `handle`, `metrics`, `run(&mut handler)` |
-//! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_close`, … |
-//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `set_timer`, `stop` |
+//! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_drain`, `on_close`, … |
+//! | [`DatagramHandler`] | a UDP-only server: `on_datagram`, with no connection callbacks to write |
+//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `pause_reading`, `set_timer`, `stop` |
+//! | [`Action`], [`CloseReason`], [`Tick`] | what a handler answers; why a connection closed; one iteration's counts |
 //! | [`Config`] | limits with defaults: connections, output watermarks, idle timeout, budgets |
 //! | [`Handle`] | from another thread: `stop` the loop, `notify` it (→ `Handler::on_notify`) |
 //! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … |
@@ -42,26 +44,37 @@
 //! reactor.run(&mut Echo)?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! Where things live, top to bottom (each calls only what is below it):
+//! `lib.rs` (this page), `handler.rs` (the trait), `action.rs` (what it
+//! answers), `ctx.rs`, `reactor/` (the loop, one room per concern, the
+//! iteration in `reactor/iteration.rs`), `backend/` (one file per backend
+//! behind one seam), `sys.rs` (system calls), `timer.rs`, `codec/`,
+//! `selector.rs`, `guide.rs`.
 #![deny(missing_docs)]
 
+mod action;
 mod backend;
-mod buffer;
 pub mod codec;
 mod config;
+mod ctx;
 pub mod guide;
 mod handler;
 mod metrics;
 mod reactor;
 mod selector;
+mod sys;
 mod timer;
 mod token;
 
-pub use backend::{Backend, Event, Interest, Trigger};
+pub use action::{Action, CloseReason, Tick};
+pub use backend::{Backend, Interest, Trigger};
 pub use codec::{Codec, CodecError, Handshake, LengthPrefixed, Lines};
 pub use config::Config;
-pub use handler::{Action, CloseReason, Handler, Tick};
+pub use ctx::Ctx;
+pub use handler::{DatagramHandler, Handler};
 pub use metrics::{Metrics, Snapshot};
-pub use reactor::{Ctx, Handle, Reactor};
+pub use reactor::{Handle, Reactor};
 pub use selector::{Key, Selector};
 pub use timer::TimerId;
 pub use token::ConnId;

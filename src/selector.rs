@@ -10,6 +10,8 @@
 //! Keys carry a generation: an event for an fd that was unregistered, whose
 //! slot was then reused, never reaches the new owner.
 
+#[cfg(test)]
+use crate::backend::Ready;
 use crate::backend::{Backend, Event, Interest, Poller, Trigger};
 use crate::token::{ConnId, Generations};
 use slab::Slab;
@@ -123,7 +125,7 @@ impl<T: Clone> Selector<T> {
             key: key.clone(),
             generation,
         });
-        let token = ConnId::new(slot, generation).token();
+        let token = ConnId::new(0, slot, generation).token();
         if let Err(e) = self.poller.register(fd, token, events) {
             self.slots.remove(slot);
             return Err(e);
@@ -160,7 +162,7 @@ impl<T: Clone> Selector<T> {
         }
         let s = &mut self.slots[slot];
         if s.key.events != events {
-            let token = ConnId::new(slot, s.generation).token();
+            let token = ConnId::new(0, slot, s.generation).token();
             self.poller.reregister(fd, token, events)?;
             s.key.events = events;
         }
@@ -184,16 +186,17 @@ impl<T: Clone> Selector<T> {
 
     /// Maps an event to its key, dropping it if the token's generation is stale.
     fn resolve(&self, ev: &Event) -> Option<(Key<T>, Interest)> {
-        let id = ConnId(ev.token);
+        let id = ConnId::from_token(ev.token)?;
         let slot = self.slots.get(id.key())?;
         if slot.generation != id.generation() {
             return None;
         }
         let mut mask = Interest::NONE;
-        if ev.readable || ev.read_closed || ev.error {
+        let r = ev.ready;
+        if r.readable() || r.read_closed() || r.error() {
             mask = mask | Interest::READABLE;
         }
-        if ev.writable || ev.error {
+        if r.writable() || r.error() {
             mask = mask | Interest::WRITABLE;
         }
         let mask = Interest::from_bits(mask.bits() & slot.key.events.bits());
@@ -232,22 +235,20 @@ mod tests {
         let b = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut sel = Selector::new().unwrap();
         sel.register(&a, Interest::READABLE, 'a').unwrap();
-        let old = ConnId::new(0, sel.slots[0].generation).token();
+        let old = ConnId::new(0, 0, sel.slots[0].generation).token();
         sel.unregister(&a).unwrap();
         sel.register(&b, Interest::READABLE, 'b').unwrap();
         let stale = Event {
             token: old,
-            readable: true,
-            ..Event::default()
+            ready: Ready::READABLE,
         };
         assert!(
             sel.resolve(&stale).is_none(),
             "stale event reached the new owner"
         );
         let fresh = Event {
-            token: ConnId::new(0, sel.slots[0].generation).token(),
-            readable: true,
-            ..Event::default()
+            token: ConnId::new(0, 0, sel.slots[0].generation).token(),
+            ready: Ready::READABLE,
         };
         assert_eq!(sel.resolve(&fresh).unwrap().0.data, 'b');
     }

@@ -1,6 +1,6 @@
 //! The default backend: `mio` (epoll on Linux), always edge-triggered.
 
-use super::{Event, Interest, Waker};
+use super::{Driver, Event, Interest, Ready, Trigger, Waker};
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 use std::io;
@@ -32,43 +32,47 @@ impl MioPoller {
             events: Events::with_capacity(1024),
         })
     }
+}
 
-    pub(crate) fn register(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&fd), Token(token), mio_interest(i)?)
+impl Driver for MioPoller {
+    fn trigger(&self) -> Trigger {
+        Trigger::Edge
     }
 
-    pub(crate) fn reregister(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
         self.poll
             .registry()
-            .reregister(&mut SourceFd(&fd), Token(token), mio_interest(i)?)
+            .register(&mut SourceFd(&fd), Token(token as usize), mio_interest(i)?)
     }
 
-    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&fd), Token(token as usize), mio_interest(i)?)
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         self.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
-    pub(crate) fn wait(
-        &mut self,
-        out: &mut Vec<Event>,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    #[inline]
+    fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         self.poll.poll(&mut self.events, timeout)?;
-        out.extend(self.events.iter().map(|e| Event {
-            token: e.token().0,
-            readable: e.is_readable(),
-            writable: e.is_writable(),
-            read_closed: e.is_read_closed(),
-            error: e.is_error(),
+        out.extend(self.events.iter().map(|e| {
+            Event {
+                token: e.token().0 as u64,
+                ready: Ready::default()
+                    .with(Ready::READABLE, e.is_readable())
+                    .with(Ready::WRITABLE, e.is_writable())
+                    .with(Ready::READ_CLOSED, e.is_read_closed())
+                    .with(Ready::ERROR, e.is_error()),
+            }
         }));
         Ok(())
     }
 
-    pub(crate) fn waker(&mut self, token: usize) -> io::Result<Waker> {
-        Ok(Waker::Mio(Arc::new(mio::Waker::new(
-            self.poll.registry(),
-            Token(token),
-        )?)))
+    fn waker(&mut self, token: u64) -> io::Result<Waker> {
+        let waker = mio::Waker::new(self.poll.registry(), Token(token as usize))?;
+        Ok(Waker::Mio(Arc::new(waker)))
     }
 }

@@ -1,6 +1,7 @@
 //! Backends: turning "fd + interest + token" into readiness events.
 //!
-//! The backend is chosen in one place, [`Poller::new`], from a [`Backend`]
+//! Each backend is one file implementing one trait, [`Driver`]; the
+//! backend is chosen in one place, [`Poller::new`], from a [`Backend`]
 //! value. Everything above this module sees only [`Poller`] and [`Event`]s.
 //!
 //! | backend | trigger modes | limit |
@@ -19,10 +20,12 @@ mod mio;
 mod poll;
 mod select;
 
+use crate::sys::EventFd;
 use std::fmt;
 use std::io;
 use std::ops::BitOr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which readiness mechanism the loop waits on.
@@ -80,7 +83,11 @@ impl Backend {
             Some("level") => Some(Trigger::Level),
             Some("edge") => Some(Trigger::Edge),
             Some("oneshot") => Some(Trigger::Oneshot),
-            Some(other) => return Err(unsupported(format!("unknown trigger {other:?}"))),
+            Some(other) => {
+                return Err(unsupported(format!(
+                    "unknown trigger {other:?}: expected level, edge or oneshot"
+                )));
+            }
         };
         match (backend, trig) {
             ("mio", None | Some(Trigger::Edge)) => Ok(Backend::Mio),
@@ -93,7 +100,9 @@ impl Backend {
             (name @ ("poll" | "select"), Some(t)) => Err(unsupported(format!(
                 "the {name} backend is level-triggered only, not {t:?}"
             ))),
-            (other, _) => Err(unsupported(format!("unknown backend {other:?}"))),
+            (other, _) => Err(unsupported(format!(
+                "unknown backend {other:?}: expected mio, epoll, poll or select"
+            ))),
         }
     }
 }
@@ -174,23 +183,85 @@ impl fmt::Debug for Interest {
     }
 }
 
-/// One readiness report, backend-neutral.
+/// What one wait reports for one registered fd.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The token the fd was registered with.
-    pub token: usize,
-    /// A read will not block (data, EOF or an error is there).
-    pub readable: bool,
-    /// A write will not block.
-    pub writable: bool,
-    /// The peer closed its write side: EOF is queued (maybe behind data).
-    pub read_closed: bool,
-    /// An error is pending on the socket.
-    pub error: bool,
+    pub(crate) token: u64,
+    /// What it is ready for.
+    pub(crate) ready: Ready,
 }
 
-/// The chosen backend behind one enum: the loop dispatches with a `match`,
-/// not through a vtable.
+/// Readiness bits of one [`Event`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    /// A read will not block (data, EOF or an error is there).
+    pub(crate) const READABLE: Ready = Ready(1);
+    /// A write will not block.
+    pub(crate) const WRITABLE: Ready = Ready(2);
+    /// The peer closed its write side: EOF is queued (maybe behind data).
+    pub(crate) const READ_CLOSED: Ready = Ready(4);
+    /// An error is pending on the socket.
+    pub(crate) const ERROR: Ready = Ready(8);
+
+    /// `self` with `other`'s bits added where `on`.
+    #[inline]
+    pub(crate) fn with(self, other: Ready, on: bool) -> Ready {
+        Ready(self.0 | if on { other.0 } else { 0 })
+    }
+    #[inline]
+    pub(crate) fn readable(self) -> bool {
+        self.0 & 1 != 0
+    }
+    #[inline]
+    pub(crate) fn writable(self) -> bool {
+        self.0 & 2 != 0
+    }
+    #[inline]
+    pub(crate) fn read_closed(self) -> bool {
+        self.0 & 4 != 0
+    }
+    #[inline]
+    pub(crate) fn error(self) -> bool {
+        self.0 & 8 != 0
+    }
+}
+
+/// The seam between the loop and a backend: "register this fd with this
+/// token, wait, tell me what happened". Every backend implements it in its
+/// own file; nothing above this module knows which one it talks to.
+///
+/// A readiness backend reports [`Event`]s and the loop does the I/O. A
+/// completion backend (io_uring) does the I/O itself and reports what it
+/// did, through the same `wait`.
+pub(crate) trait Driver {
+    /// The trigger mode its events follow.
+    fn trigger(&self) -> Trigger;
+    /// Whether it keeps its own table of fds, so a closed fd must be
+    /// deregistered first; epoll (and so mio) forgets an fd on `close`.
+    fn keeps_table(&self) -> bool {
+        false
+    }
+    /// Starts watching `fd` for `interest`, reported with `token`.
+    fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    /// Changes what `fd` is watched for (and its token).
+    fn reregister(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    /// Stops watching `fd`.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Waits up to `timeout` (`None`: until something happens) and appends
+    /// what happened to `out`. May return `Interrupted`; [`Poller::wait`] retries.
+    fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
+    /// A thread-safe way to make `wait` return, reported with `token`.
+    fn waker(&mut self, token: u64) -> io::Result<Waker>;
+}
+
+/// The backend chosen at run time from [`Config`](crate::Config), as an
+/// enum rather than a `Box<dyn Driver>`: `wait`, the one call made on every
+/// iteration, is matched and called directly (and inlined); everything else
+/// goes through [`Poller::driver`], one indirect call next to a system call
+/// that costs a hundred times more.
 pub(crate) enum Poller {
     Mio(mio::MioPoller),
     Epoll(epoll::EpollPoller),
@@ -198,71 +269,42 @@ pub(crate) enum Poller {
     Select(select::SelectPoller),
 }
 
-macro_rules! dispatch {
-    ($self:ident, $p:ident => $e:expr) => {
-        match $self {
-            Poller::Mio($p) => $e,
-            Poller::Epoll($p) => $e,
-            Poller::Poll($p) => $e,
-            Poller::Select($p) => $e,
-        }
-    };
-}
-
 impl Poller {
+    /// The one place a backend is chosen.
     pub(crate) fn new(backend: Backend) -> io::Result<Poller> {
         Ok(match backend {
             Backend::Mio => Poller::Mio(mio::MioPoller::new()?),
             Backend::Epoll(t) => Poller::Epoll(epoll::EpollPoller::new(t)?),
-            Backend::Poll => Poller::Poll(poll::PollPoller::new()?),
-            Backend::Select => Poller::Select(select::SelectPoller::new()?),
+            Backend::Poll => Poller::Poll(poll::PollPoller::default()),
+            Backend::Select => Poller::Select(select::SelectPoller::default()),
         })
     }
 
-    pub(crate) fn trigger(&self) -> Trigger {
+    /// The chosen backend as the seam.
+    fn driver(&mut self) -> &mut dyn Driver {
         match self {
-            Poller::Mio(_) => Trigger::Edge,
-            Poller::Epoll(p) => p.trigger(),
-            Poller::Poll(_) | Poller::Select(_) => Trigger::Level,
+            Poller::Mio(p) => p,
+            Poller::Epoll(p) => p,
+            Poller::Poll(p) => p,
+            Poller::Select(p) => p,
         }
     }
 
-    /// Whether the backend keeps its own table of fds, so a closed fd must
-    /// be deregistered first; epoll (and so mio) forgets it on `close`.
-    pub(crate) fn keeps_table(&self) -> bool {
-        !matches!(self, Poller::Mio(_) | Poller::Epoll(_))
-    }
-
-    pub(crate) fn register(
-        &mut self,
-        fd: RawFd,
-        token: usize,
-        interest: Interest,
-    ) -> io::Result<()> {
-        dispatch!(self, p => p.register(fd, token, interest))
-    }
-
-    pub(crate) fn reregister(
-        &mut self,
-        fd: RawFd,
-        token: usize,
-        interest: Interest,
-    ) -> io::Result<()> {
-        dispatch!(self, p => p.reregister(fd, token, interest))
-    }
-
-    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        dispatch!(self, p => p.deregister(fd))
-    }
-
     /// Waits for events, retrying on `EINTR`; appends to `out`.
+    #[inline]
     pub(crate) fn wait(
         &mut self,
         out: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         loop {
-            let r = dispatch!(self, p => p.wait(out, timeout));
+            let r = match self {
+                // The default backend's wait, matched first: the hot path.
+                Poller::Mio(p) => p.wait(out, timeout),
+                Poller::Epoll(p) => p.wait(out, timeout),
+                Poller::Poll(p) => p.wait(out, timeout),
+                Poller::Select(p) => p.wait(out, timeout),
+            };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
@@ -270,38 +312,51 @@ impl Poller {
         }
     }
 
-    /// A thread-safe way to make `wait` return, delivering `token`.
-    pub(crate) fn waker(&mut self, token: usize) -> io::Result<Waker> {
-        match self {
-            Poller::Mio(p) => p.waker(token),
-            Poller::Epoll(p) => {
-                let w = EventFd::new()?;
-                p.register_waker(w.0, token)?;
-                Ok(Waker::Fd(std::sync::Arc::new(w)))
-            }
-            // Level-triggered anyway: the loop's `reset` clears the eventfd.
-            Poller::Poll(p) => {
-                let w = EventFd::new()?;
-                p.register(w.0, token, Interest::READABLE)?;
-                Ok(Waker::Fd(std::sync::Arc::new(w)))
-            }
-            Poller::Select(p) => {
-                let w = EventFd::new()?;
-                p.register(w.0, token, Interest::READABLE)?;
-                Ok(Waker::Fd(std::sync::Arc::new(w)))
-            }
-        }
+    pub(crate) fn trigger(&mut self) -> Trigger {
+        self.driver().trigger()
+    }
+
+    pub(crate) fn keeps_table(&mut self) -> bool {
+        self.driver().keeps_table()
+    }
+
+    pub(crate) fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.driver().register(fd, token, interest)
+    }
+
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.driver().reregister(fd, token, interest)
+    }
+
+    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.driver().deregister(fd)
+    }
+
+    pub(crate) fn waker(&mut self, token: u64) -> io::Result<Waker> {
+        self.driver().waker(token)
     }
 }
 
 /// Wakes a poller from another thread.
 #[derive(Clone)]
 pub(crate) enum Waker {
-    Mio(std::sync::Arc<::mio::Waker>),
-    Fd(std::sync::Arc<EventFd>),
+    Mio(Arc<::mio::Waker>),
+    Fd(Arc<EventFd>),
 }
 
 impl Waker {
+    /// An eventfd waker, registered READABLE with `token` by `register`.
+    pub(crate) fn eventfd(register: impl FnOnce(RawFd) -> io::Result<()>) -> io::Result<Waker> {
+        let fd = EventFd::new()?;
+        register(fd.fd())?;
+        Ok(Waker::Fd(Arc::new(fd)))
+    }
+
     pub(crate) fn wake(&self) -> io::Result<()> {
         match self {
             Waker::Mio(w) => w.wake(),
@@ -317,41 +372,18 @@ impl Waker {
     }
 }
 
-/// An `eventfd(2)`, the wake-up fd for the non-mio backends.
-pub(crate) struct EventFd(RawFd);
-
-impl EventFd {
-    fn new() -> io::Result<EventFd> {
-        // SAFETY: plain syscall, result checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(EventFd(fd))
-    }
-    fn write(&self) -> io::Result<()> {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our own fd.
-        let n = unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            // A full counter already means "woken".
-            if e.kind() != io::ErrorKind::WouldBlock {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-    fn read(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64 from our own fd.
-        unsafe { libc::read(self.0, (&mut v as *mut u64).cast(), 8) };
-    }
+/// The error for an fd a table-keeping backend does not hold.
+pub(crate) fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
 }
 
-impl Drop for EventFd {
-    fn drop(&mut self) {
-        // SAFETY: we own the fd.
-        unsafe { libc::close(self.0) };
-    }
+/// The error for an fd registered twice.
+pub(crate) fn already_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("fd {fd} is already registered"),
+    )
 }

@@ -6,18 +6,19 @@
 //! number of registered fds, ready or not (note 003: "poll返回后,需要轮询pollfd
 //! 来获取就绪的描述符"). Unlike `select` there is no fd limit.
 
-use super::epoll::timeout_ms;
-use super::{Event, Interest};
+use super::{Driver, Event, Interest, Ready, Trigger, Waker, already_registered, not_registered};
+use crate::sys::{cvt, timeout_ms};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+#[derive(Default)]
 pub(crate) struct PollPoller {
     /// What the kernel reads and fills in, one entry per registered fd.
     fds: Vec<libc::pollfd>,
     /// `tokens[i]` belongs to `fds[i]`.
-    tokens: Vec<usize>,
+    tokens: Vec<u64>,
     /// Where each fd sits in `fds`.
     index: HashMap<RawFd, usize>,
 }
@@ -34,23 +35,16 @@ fn events_for(i: Interest) -> libc::c_short {
     bits
 }
 
-pub(super) fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
-}
-
-impl PollPoller {
-    pub(crate) fn new() -> io::Result<PollPoller> {
-        Ok(PollPoller {
-            fds: Vec::new(),
-            tokens: Vec::new(),
-            index: HashMap::new(),
-        })
+impl Driver for PollPoller {
+    fn trigger(&self) -> Trigger {
+        Trigger::Level
     }
 
-    pub(crate) fn register(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+    fn keeps_table(&self) -> bool {
+        true
+    }
+
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
         if fd < 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -58,10 +52,7 @@ impl PollPoller {
             ));
         }
         if self.index.contains_key(&fd) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
+            return Err(already_registered(fd));
         }
         self.index.insert(fd, self.fds.len());
         self.fds.push(libc::pollfd {
@@ -73,7 +64,7 @@ impl PollPoller {
         Ok(())
     }
 
-    pub(crate) fn reregister(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
         let at = *self.index.get(&fd).ok_or_else(|| not_registered(fd))?;
         self.fds[at].events = events_for(i);
         self.tokens[at] = token;
@@ -82,7 +73,7 @@ impl PollPoller {
 
     /// Swap-remove: the last entry takes the freed place, so removal is O(1)
     /// and the table stays dense for the kernel.
-    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         let at = self.index.remove(&fd).ok_or_else(|| not_registered(fd))?;
         self.fds.swap_remove(at);
         self.tokens.swap_remove(at);
@@ -92,22 +83,15 @@ impl PollPoller {
         Ok(())
     }
 
-    pub(crate) fn wait(
-        &mut self,
-        out: &mut Vec<Event>,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         // SAFETY: `fds` holds `len` initialised pollfds for the whole call.
-        let n = unsafe {
+        let n = cvt(unsafe {
             libc::poll(
                 self.fds.as_mut_ptr(),
                 self.fds.len() as libc::nfds_t,
                 timeout_ms(timeout),
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        })?;
         let mut left = n as usize;
         for (pfd, &token) in self.fds.iter().zip(&self.tokens) {
             if left == 0 {
@@ -119,19 +103,28 @@ impl PollPoller {
             }
             left -= 1;
             let has = |b: libc::c_short| r & b != 0;
+            let closed = has(libc::POLLHUP) || has(libc::POLLRDHUP);
             out.push(Event {
                 token,
-                readable: has(libc::POLLIN) || has(libc::POLLHUP) || has(libc::POLLRDHUP),
-                writable: has(libc::POLLOUT),
-                read_closed: has(libc::POLLHUP) || has(libc::POLLRDHUP),
-                // POLLNVAL: the fd was closed while registered; the owner's
-                // next read fails with EBADF and it deregisters.
-                error: has(libc::POLLERR) || has(libc::POLLNVAL),
+                ready: Ready::default()
+                    .with(Ready::READABLE, has(libc::POLLIN) || closed)
+                    .with(Ready::WRITABLE, has(libc::POLLOUT))
+                    .with(Ready::READ_CLOSED, closed)
+                    // POLLNVAL: the fd was closed while registered; the owner's
+                    // next read fails with EBADF and it deregisters.
+                    .with(Ready::ERROR, has(libc::POLLERR) || has(libc::POLLNVAL)),
             });
         }
         Ok(())
     }
 
+    /// Level-triggered anyway: the loop's `reset` clears the eventfd.
+    fn waker(&mut self, token: u64) -> io::Result<Waker> {
+        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE))
+    }
+}
+
+impl PollPoller {
     /// How many fds the table holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -149,9 +142,10 @@ mod tests {
     #[test]
     fn deregister_swaps_the_last_entry_into_the_hole() {
         let socks: Vec<_> = (0..3).map(|_| UnixStream::pair().unwrap()).collect();
-        let mut p = PollPoller::new().unwrap();
+        let mut p = PollPoller::default();
         for (t, (a, _)) in socks.iter().enumerate() {
-            p.register(a.as_raw_fd(), t, Interest::READABLE).unwrap();
+            p.register(a.as_raw_fd(), t as u64, Interest::READABLE)
+                .unwrap();
         }
         p.deregister(socks[0].0.as_raw_fd()).unwrap();
         assert_eq!(p.len(), 2);

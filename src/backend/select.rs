@@ -8,9 +8,8 @@
 //! memory corruption, so [`SelectPoller::register`] refuses such an fd with
 //! an error instead.
 
-use super::epoll::timeout_ms;
-use super::poll::not_registered;
-use super::{Event, Interest};
+use super::{Driver, Event, Interest, Ready, Trigger, Waker, already_registered, not_registered};
+use crate::sys::{cvt, timeout_ms};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
@@ -21,7 +20,7 @@ pub(crate) const FD_SETSIZE: usize = libc::FD_SETSIZE;
 
 struct Watched {
     fd: RawFd,
-    token: usize,
+    token: u64,
     interest: Interest,
 }
 
@@ -58,17 +57,19 @@ fn check_fd(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-impl SelectPoller {
-    pub(crate) fn new() -> io::Result<SelectPoller> {
-        Ok(SelectPoller {
+impl Default for SelectPoller {
+    fn default() -> SelectPoller {
+        SelectPoller {
             watched: Vec::new(),
             index: HashMap::new(),
             read_set: Box::new(empty_set()),
             write_set: Box::new(empty_set()),
             max_fd: -1,
-        })
+        }
     }
+}
 
+impl SelectPoller {
     /// Sets or clears `fd`'s bits in the master sets. `fd` was checked.
     fn set_bits(&mut self, fd: RawFd, i: Interest) {
         // SAFETY: `check_fd` put fd in 0..FD_SETSIZE; the sets are ours.
@@ -85,14 +86,21 @@ impl SelectPoller {
             }
         }
     }
+}
 
-    pub(crate) fn register(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+impl Driver for SelectPoller {
+    fn trigger(&self) -> Trigger {
+        Trigger::Level
+    }
+
+    fn keeps_table(&self) -> bool {
+        true
+    }
+
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
         check_fd(fd)?;
         if self.index.contains_key(&fd) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
+            return Err(already_registered(fd));
         }
         self.index.insert(fd, self.watched.len());
         self.watched.push(Watched {
@@ -105,7 +113,7 @@ impl SelectPoller {
         Ok(())
     }
 
-    pub(crate) fn reregister(&mut self, fd: RawFd, token: usize, i: Interest) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
         let at = *self.index.get(&fd).ok_or_else(|| not_registered(fd))?;
         self.watched[at].token = token;
         self.watched[at].interest = i;
@@ -113,7 +121,7 @@ impl SelectPoller {
         Ok(())
     }
 
-    pub(crate) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         let at = self.index.remove(&fd).ok_or_else(|| not_registered(fd))?;
         self.set_bits(fd, Interest::NONE);
         self.watched.swap_remove(at);
@@ -126,11 +134,7 @@ impl SelectPoller {
         Ok(())
     }
 
-    pub(crate) fn wait(
-        &mut self,
-        out: &mut Vec<Event>,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    fn wait(&mut self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         // The kernel overwrites the sets with the result: hand it copies.
         let mut r = *self.read_set;
         let mut w = *self.write_set;
@@ -147,10 +151,9 @@ impl SelectPoller {
             .map_or(std::ptr::null_mut(), |t| t as *mut libc::timeval);
         // SAFETY: the sets and the timeval are valid for the call; nfds is
         // at most FD_SETSIZE because every fd was checked at registration.
-        let n = unsafe { libc::select(self.max_fd + 1, &mut r, &mut w, std::ptr::null_mut(), tvp) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = cvt(unsafe {
+            libc::select(self.max_fd + 1, &mut r, &mut w, std::ptr::null_mut(), tvp)
+        })?;
         // `n` counts bits, so an fd both readable and writable counts twice.
         let mut left = n as usize;
         for wd in &self.watched {
@@ -168,13 +171,17 @@ impl SelectPoller {
             // "readable", and the read that follows finds out which.
             out.push(Event {
                 token: wd.token,
-                readable: readable && wd.interest.is_readable(),
-                writable: writable && wd.interest.is_writable(),
-                read_closed: false,
-                error: false,
+                ready: Ready::default()
+                    .with(Ready::READABLE, readable && wd.interest.is_readable())
+                    .with(Ready::WRITABLE, writable && wd.interest.is_writable()),
             });
         }
         Ok(())
+    }
+
+    /// Level-triggered anyway: the loop's `reset` clears the eventfd.
+    fn waker(&mut self, token: u64) -> io::Result<Waker> {
+        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE))
     }
 }
 
@@ -187,7 +194,7 @@ mod tests {
 
     #[test]
     fn an_fd_past_fd_setsize_is_refused_not_written_past_the_bitmap() {
-        let mut p = SelectPoller::new().unwrap();
+        let mut p = SelectPoller::default();
         for fd in [1024, 5000, -1] {
             let e = p.register(fd, 0, Interest::READABLE).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -198,7 +205,7 @@ mod tests {
     #[test]
     fn readiness_and_interest_changes_are_reported() {
         let (a, b) = UnixStream::pair().unwrap();
-        let mut p = SelectPoller::new().unwrap();
+        let mut p = SelectPoller::default();
         p.register(b.as_raw_fd(), 9, Interest::READABLE).unwrap();
         let mut out = Vec::new();
         p.wait(&mut out, Some(Duration::ZERO)).unwrap();
@@ -206,11 +213,11 @@ mod tests {
         (&a).write_all(b"x").unwrap();
         p.wait(&mut out, Some(Duration::from_secs(5))).unwrap();
         assert_eq!(out.len(), 1);
-        assert!(out[0].readable && !out[0].writable && out[0].token == 9);
+        assert!(out[0].ready.readable() && !out[0].ready.writable() && out[0].token == 9);
         out.clear();
         p.reregister(b.as_raw_fd(), 10, Interest::WRITABLE).unwrap();
         p.wait(&mut out, Some(Duration::from_secs(5))).unwrap();
-        assert!(!out[0].readable && out[0].writable && out[0].token == 10);
+        assert!(!out[0].ready.readable() && out[0].ready.writable() && out[0].token == 10);
         p.deregister(b.as_raw_fd()).unwrap();
         assert_eq!(p.max_fd, -1);
     }

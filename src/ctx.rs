@@ -1,0 +1,206 @@
+//! [`Ctx`]: what a handler may do from inside a callback.
+
+use crate::action::CloseReason;
+use crate::config::Config;
+use crate::metrics::Snapshot;
+use crate::reactor::core::Core;
+use crate::reactor::state::{Flags, State};
+use crate::timer::{Due, TimerId, ms_ceil};
+use crate::token::ConnId;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What a handler may do: send, close, broadcast, set timers, pause
+/// reading, stop the server.
+pub struct Ctx<'a> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) current: Option<ConnId>,
+}
+
+impl Ctx<'_> {
+    /// The connection (or UDP socket) this callback is about.
+    ///
+    /// # Panics
+    /// In [`Handler::on_loop_timer`](crate::Handler::on_loop_timer),
+    /// [`Handler::on_tick`](crate::Handler::on_tick) and
+    /// [`Handler::on_shutdown`](crate::Handler::on_shutdown), which are about
+    /// no connection; use [`Ctx::current`] there.
+    pub fn id(&self) -> ConnId {
+        self.current
+            .expect("Ctx::id called outside a connection callback")
+    }
+
+    /// The connection this callback is about, if any.
+    pub fn current(&self) -> Option<ConnId> {
+        self.current
+    }
+
+    /// Sends to the current connection. Returns `false` if it is gone or closing.
+    #[inline]
+    pub fn send(&mut self, data: &[u8]) -> bool {
+        match self.current {
+            Some(id) => self.core.send(id, &[data]),
+            None => false,
+        }
+    }
+
+    /// Sends several slices as one write (`sendmsg`), e.g. a header and a body.
+    /// Up to 8 slices go in one system call.
+    pub fn send_parts(&mut self, parts: &[&[u8]]) -> bool {
+        match self.current {
+            Some(id) => self.send_parts_to(id, parts),
+            None => false,
+        }
+    }
+
+    /// Sends to any connection. Returns `false` if it is gone or closing.
+    pub fn send_to(&mut self, id: ConnId, data: &[u8]) -> bool {
+        self.core.send(id, &[data])
+    }
+
+    /// [`send_parts`](Ctx::send_parts) to any connection.
+    pub fn send_parts_to(&mut self, id: ConnId, parts: &[&[u8]]) -> bool {
+        match parts.len() {
+            0..=8 => self.core.send(id, parts),
+            _ => parts.chunks(8).all(|c| self.core.send(id, c)),
+        }
+    }
+
+    /// Sends to every open connection except `except`; returns how many took it.
+    pub fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
+        let mut ids = std::mem::take(&mut self.core.scratch);
+        ids.clear();
+        ids.extend(self.connections());
+        let mut n = 0;
+        for &id in &ids {
+            if Some(id) != except && self.core.send(id, &[data]) {
+                n += 1;
+            }
+        }
+        self.core.scratch = ids;
+        n
+    }
+
+    /// Ids of the open connections.
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        let index = self.core.index;
+        self.core
+            .entries
+            .iter()
+            .filter_map(move |(key, e)| match &e.kind {
+                crate::reactor::state::Kind::Conn(c) if c.state == State::Open => {
+                    Some(ConnId::new(index, key, e.generation))
+                }
+                _ => None,
+            })
+    }
+
+    /// How many connections the loop holds.
+    pub fn connection_count(&self) -> usize {
+        self.core.conns
+    }
+
+    /// Bytes queued for `id` that the socket has not taken yet.
+    pub fn queued(&self, id: ConnId) -> usize {
+        self.core.conn(id).map_or(0, |c| c.queued())
+    }
+
+    /// The peer's address of a connection.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        let e = self.core.entries.get(id.key())?;
+        let c = self.core.conn(id)?;
+        match &c.peer {
+            Some(p) => Some(**p),
+            None => socket2::SockRef::from(&e.fd).peer_addr().ok()?.as_socket(),
+        }
+    }
+
+    /// Flushes `id`'s output, sends FIN, then closes. Idempotent.
+    pub fn close(&mut self, id: ConnId) {
+        if self.core.conn(id).is_some() {
+            self.core.begin_close(id.key(), CloseReason::Closed);
+        }
+    }
+
+    /// Closes `id` now, dropping queued output.
+    pub fn abort(&mut self, id: ConnId) {
+        if self.core.conn(id).is_some() {
+            self.core.abort(id.key(), CloseReason::Aborted);
+        }
+    }
+
+    /// Stops reading from `id`: its bytes wait in the kernel, whose flow
+    /// control slows the peer down (backpressure, not buffering). Input kept
+    /// with [`Action::Consumed`](crate::Action::Consumed) stays kept. Say,
+    /// while a long reply is being sent and pipelined requests should wait
+    /// behind it.
+    pub fn pause_reading(&mut self, id: ConnId) {
+        if let Some((flags, c)) = self.core.conn_entry(id) {
+            if c.state == State::Open && !flags.replace(Flags::HELD) {
+                self.core.mark_dirty(id.key());
+            }
+        }
+    }
+
+    /// Reads from `id` again after [`pause_reading`](Ctx::pause_reading).
+    /// Input kept with [`Action::Consumed`](crate::Action::Consumed) is
+    /// handed to [`Handler::on_data`](crate::Handler::on_data) again before
+    /// the loop sleeps, without waiting for new bytes.
+    pub fn resume_reading(&mut self, id: ConnId) {
+        let Some((flags, c)) = self.core.conn_entry(id) else {
+            return;
+        };
+        if !flags.has(Flags::HELD) {
+            return;
+        }
+        flags.clear(Flags::HELD);
+        if c.input.is_some() {
+            flags.set(Flags::REDELIVER);
+        }
+        self.core.push_ready(id.key());
+        self.core.mark_dirty(id.key());
+    }
+
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) for the current
+    /// connection after `after` (or
+    /// [`Handler::on_loop_timer`](crate::Handler::on_loop_timer) outside a
+    /// connection), with `tag`. A connection's timers die with it.
+    pub fn set_timer(&mut self, after: Duration, tag: u64) -> TimerId {
+        // +1: the current millisecond has partly passed already, and a timer
+        // must never fire early.
+        let at = self.core.now() + ms_ceil(after) + 1;
+        self.core.timers.set(at, Due::User(self.current, tag))
+    }
+
+    /// Cancels a timer; `false` if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.core.timers.cancel(id)
+    }
+
+    /// Begins a graceful stop, as [`Handle::stop`](crate::Handle::stop) does.
+    pub fn stop(&mut self) {
+        self.core.shared.stop.store(true, Ordering::Release);
+        // Step 3 of this iteration has passed: wake the next wait at once.
+        if let Err(e) = self.core.waker.wake() {
+            log::error!("cannot wake the loop to stop it: {e}");
+        }
+    }
+
+    /// The loop's counters now.
+    pub fn metrics(&self) -> Snapshot {
+        self.core.metrics.snapshot()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.core.cfg
+    }
+
+    /// Sends a datagram from the current UDP socket. A datagram the kernel
+    /// cannot take now is dropped (UDP promises nothing more) and `Ok(0)` returned.
+    pub fn send_datagram(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<usize> {
+        self.core.send_datagram(self.current, to, data)
+    }
+}

@@ -1,0 +1,90 @@
+//! [`Handle`]: talking to a running loop from any other thread.
+
+use crate::backend::Waker;
+use crate::token::ConnId;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A [`Handle::notify`] (no connection) or [`Handle::notify_conn`] tag.
+pub(crate) type Note = (Option<ConnId>, u64);
+
+/// What a loop shares with its handles.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// A graceful stop was asked for.
+    pub(crate) stop: AtomicBool,
+    /// Notifications not yet taken by the loop.
+    pub(crate) notes: Mutex<Vec<Note>>,
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Swaps the pending notes into `into` (which must be empty).
+    pub(crate) fn take_notes(&self, into: &mut Vec<Note>) {
+        std::mem::swap(
+            into,
+            &mut self.notes.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+}
+
+/// Talks to a running loop from any thread: stop it gracefully, or hand it
+/// a notification (say, a worker thread's result is ready).
+///
+/// ```no_run
+/// let mut reactor = ioplex::Reactor::new(ioplex::Config::default())?;
+/// let handle = reactor.handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+///     handle.stop();
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) waker: Waker,
+}
+
+impl Handle {
+    /// Stops accepting, flushes queued output (within `shutdown_timeout`),
+    /// closes everything and makes [`Reactor::run`](crate::Reactor::run) return.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the loop to stop it: {e}");
+        }
+    }
+
+    /// Wakes the loop and calls [`Handler::on_notify`](crate::Handler::on_notify)
+    /// with `tag` on its thread: the way for a worker thread to say its
+    /// result is ready (the result itself travels in whatever the handler
+    /// and worker share). Notifications sent before
+    /// [`Reactor::run`](crate::Reactor::run) are delivered when it starts.
+    pub fn notify(&self, tag: u64) {
+        self.post(None, tag);
+    }
+
+    /// Like [`notify`](Handle::notify), for one connection: the loop calls
+    /// [`Handler::on_conn_notify`](crate::Handler::on_conn_notify) with that
+    /// connection's state, or drops the tag if the connection is gone by then.
+    pub fn notify_conn(&self, id: ConnId, tag: u64) {
+        self.post(Some(id), tag);
+    }
+
+    fn post(&self, to: Option<ConnId>, tag: u64) {
+        self.shared
+            .notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((to, tag));
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the loop to notify it: {e}");
+        }
+    }
+}

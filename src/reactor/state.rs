@@ -1,0 +1,138 @@
+//! What the loop keeps per registered fd: an [`Entry`] in the slab, with
+//! its generation, its [`Flags`] and what kind of fd it is.
+
+use super::buffer::OutBuf;
+use crate::action::CloseReason;
+use crate::timer::TimerId;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// One slab entry: a listener, a UDP socket or a connection.
+pub(crate) struct Entry {
+    pub(crate) fd: OwnedFd,
+    pub(crate) generation: u32,
+    pub(crate) flags: Flags,
+    pub(crate) kind: Kind,
+}
+
+pub(crate) enum Kind {
+    Listener,
+    Udp,
+    Conn(Conn),
+}
+
+impl Entry {
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Where a connection is in its life; the transitions are in
+/// [`close`](super::close)'s table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    /// Reading and writing.
+    Open,
+    /// Close requested: flushing queued output; input is discarded.
+    Flushing,
+    /// FIN sent: discarding input until the peer's EOF or `linger`.
+    Lingering,
+    /// Marked for closing before the loop sleeps; events are ignored.
+    Closed,
+}
+
+/// Input kept for the handler. Boxed: 8 bytes while idle (as `Option`)
+/// instead of 24 for a bare `Vec`.
+#[allow(clippy::box_collection)]
+pub(crate) type Kept = Box<Vec<u8>>;
+
+/// One connection's loop state. Its size is most of what an idle connection costs.
+pub(crate) struct Conn {
+    pub(crate) state: State,
+    pub(crate) reason: CloseReason,
+    /// Bytes the socket refused; allocated only while some are pending.
+    pub(crate) out: Option<Box<OutBuf>>,
+    /// Input the handler left unconsumed ([`Action::Consumed`](crate::Action::Consumed)).
+    pub(crate) input: Option<Kept>,
+    /// Last input (Open) or when the state began (Flushing, Lingering), in ms.
+    pub(crate) since: u64,
+    /// This connection's one deadline in the timer heap (idle, flush, linger).
+    pub(crate) deadline: Option<TimerId>,
+    /// The peer's address, kept only while the loop needs it after accept
+    /// (the per-address cap counts it down at close).
+    pub(crate) peer: Option<Box<SocketAddr>>,
+}
+
+impl Conn {
+    pub(crate) fn new(since: u64, peer: Option<Box<SocketAddr>>) -> Conn {
+        Conn {
+            state: State::Open,
+            reason: CloseReason::Eof,
+            out: None,
+            input: None,
+            since,
+            deadline: None,
+            peer,
+        }
+    }
+
+    /// Bytes queued for the socket.
+    pub(crate) fn queued(&self) -> usize {
+        self.out.as_ref().map_or(0, |o| o.len())
+    }
+}
+
+/// An entry's flags: one byte, each bit a fact the loop keeps.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct Flags(u8);
+
+impl Flags {
+    /// Queued in the loop's ready queue (stopped at its budget).
+    pub(crate) const IN_READY: Flags = Flags(1);
+    /// The peer's EOF was read.
+    pub(crate) const READ_CLOSED: Flags = Flags(2);
+    /// Reading paused: output passed the high watermark.
+    pub(crate) const OUTPUT_FULL: Flags = Flags(4);
+    /// Reading paused by the handler ([`Ctx::pause_reading`](crate::Ctx::pause_reading)).
+    pub(crate) const HELD: Flags = Flags(8);
+    /// Kept input goes to the handler again at the next ready-queue turn.
+    pub(crate) const REDELIVER: Flags = Flags(16);
+    /// Queued for an interest change before sleep (level, one-shot).
+    pub(crate) const DIRTY: Flags = Flags(32);
+    /// Registered for READABLE.
+    pub(crate) const REG_R: Flags = Flags(64);
+    /// Registered for WRITABLE.
+    pub(crate) const REG_W: Flags = Flags(128);
+
+    #[inline]
+    pub(crate) fn has(self, f: Flags) -> bool {
+        self.0 & f.0 != 0
+    }
+    #[inline]
+    pub(crate) fn set(&mut self, f: Flags) {
+        self.0 |= f.0;
+    }
+    #[inline]
+    pub(crate) fn clear(&mut self, f: Flags) {
+        self.0 &= !f.0;
+    }
+    /// Sets or clears `f`.
+    #[inline]
+    pub(crate) fn put(&mut self, f: Flags, on: bool) {
+        if on { self.set(f) } else { self.clear(f) }
+    }
+    /// Sets `f` and says whether it was already set.
+    #[inline]
+    pub(crate) fn replace(&mut self, f: Flags) -> bool {
+        let was = self.has(f);
+        self.set(f);
+        was
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}

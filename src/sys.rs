@@ -1,0 +1,169 @@
+//! The system calls the loop makes itself, each a thin safe wrapper, and
+//! the one helper that turns a `-1` into the `errno` error ([`cvt`]).
+//!
+//! Every fd the crate owns is an [`OwnedFd`]: closed exactly once, on drop.
+
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// A system call's return value whose `-1` means "see errno".
+pub(crate) trait MinusOne: Copy + PartialEq {
+    const MINUS_ONE: Self;
+}
+
+impl MinusOne for i32 {
+    const MINUS_ONE: i32 = -1;
+}
+
+impl MinusOne for isize {
+    const MINUS_ONE: isize = -1;
+}
+
+/// `-1` → the `errno` error; any other value passes.
+#[inline]
+pub(crate) fn cvt<T: MinusOne>(r: T) -> io::Result<T> {
+    if r == T::MINUS_ONE {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `recv(2)` into `buf`: the hot path, without std's wrapper layers.
+#[inline]
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) }).map(|n| n as usize)
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`: a reset peer is an `EPIPE` error for
+/// that connection, never a SIGPIPE for the process.
+#[inline]
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+    cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
+        .map(|n| n as usize)
+}
+
+/// `sendmsg(2)` of up to 8 slices in one call, with `MSG_NOSIGNAL`.
+pub(crate) fn send_parts(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut slices = [MaybeUninit::<IoSlice<'_>>::uninit(); 8];
+    let n = parts.len().min(8);
+    for (slot, part) in slices[..n].iter_mut().zip(parts) {
+        slot.write(IoSlice::new(part));
+    }
+    // SAFETY: a zeroed msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec; the first `n` are written.
+    msg.msg_iov = slices.as_mut_ptr().cast();
+    msg.msg_iovlen = n as _;
+    // SAFETY: `msg` points at `n` initialised iovecs borrowed from `parts`.
+    cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }).map(|n| n as usize)
+}
+
+/// `shutdown(SHUT_WR)`: our FIN. Errors (the peer is gone) do not matter here.
+pub(crate) fn shutdown_write(fd: RawFd) {
+    // SAFETY: plain syscall on an fd we own.
+    let _ = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+}
+
+/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call, not three.
+/// The peer address is `None` for a socket family without one (Unix sockets).
+pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
+    // SAFETY: accept4 fills at most `len` bytes of the storage socket2 hands us.
+    let (new, addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            cvt(libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ))
+        })?
+    };
+    // SAFETY: accept4 returned a fresh fd that nothing else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(new) }, addr.as_socket()))
+}
+
+/// Whether an accept error means "out of descriptors or memory": pause
+/// accepting instead of spinning on a listener that stays readable.
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// `recvfrom(2)` with `MSG_TRUNC`: the datagram's real length even when
+/// it did not fit, so an oversized one is reported instead of cut short.
+pub(crate) fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    // SAFETY: u8 and MaybeUninit<u8> have the same layout; the buffer is initialised.
+    let buf = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    // SAFETY: `fd` is a socket the caller keeps open for the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let sock = socket2::SockRef::from(&fd);
+    let (n, from) = sock.recv_from_with_flags(buf, libc::MSG_TRUNC)?;
+    Ok((
+        n,
+        from.as_socket()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+    ))
+}
+
+/// An `eventfd(2)`: the wake-up fd of the backends without their own waker.
+pub(crate) struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        // SAFETY: plain syscall; the result is a fresh fd or -1.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: eventfd returned a fresh fd that nothing else owns.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Adds one: the fd becomes readable.
+    pub(crate) fn write(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our own fd.
+        match cvt(unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) }) {
+            // A full counter already means "woken".
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resets the counter, so a level-triggered backend stops reporting it.
+    pub(crate) fn read(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from our own fd.
+        let _ = unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// A poll-style timeout in milliseconds, rounded up so a timer never fires
+/// early; `-1` waits forever.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
+    }
+}
+
+/// Milliseconds on `CLOCK_MONOTONIC`: one vDSO call, no `Instant` arithmetic.
+#[inline]
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
