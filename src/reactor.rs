@@ -908,6 +908,20 @@ impl Ctx<'_> {
             .map_or(0, |o| o.len())
     }
 
+    /// Bytes of `id`'s output that the kernel holds and the peer has not
+    /// acknowledged yet (`SIOCOUTQ`): what [`Ctx::queued`] does not see.
+    /// `queued + unacked` shrinking is the sign that a peer reads, however
+    /// large the kernel's buffers have grown. 0 if `id` is gone.
+    pub fn unacked(&self, id: ConnId) -> usize {
+        let Some(c) = self.core.conn(id) else {
+            return 0;
+        };
+        let mut n: libc::c_int = 0;
+        // SAFETY: a socket we own, and an int for the kernel to fill.
+        let r = unsafe { libc::ioctl(c.sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        if r < 0 { 0 } else { n.max(0) as usize }
+    }
+
     /// The peer's address of a connection.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         self.core.conn(id).and_then(|c| c.sock.peer_addr().ok())
