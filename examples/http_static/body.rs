@@ -1,33 +1,38 @@
-//! Files for the static web server (`main.rs`): which file a target names
-//! (never one outside the root), and sending it a queue's worth at a time.
+//! Sending a file body without holding it in memory (`main.rs`): a chunk at
+//! a time while the client's queue is short, the next ones from `on_drain`.
+//! A client that has taken nothing for `--stall-timeout` is cut off.
+//!
+//! Progress is what the peer has taken: the bytes handed to the loop less
+//! what the loop ([`Ctx::queued`]) and the kernel ([`Ctx::unacked`]) still
+//! hold. The loop's queue alone moves only when the kernel's send buffer
+//! (megabytes on loopback) is half empty again, so a steady 4 KiB/s reader
+//! looked stalled and was cut off at 30 s.
 
-use crate::request::Refusal;
 use ioplex::{Ctx, TimerId};
-use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// Bytes read from a file at a time.
 const CHUNK: usize = 64 << 10;
 /// More file is read only while less than this is queued for the client.
 const QUEUE_TARGET: usize = 256 << 10;
-/// A client whose queue has not shrunk for this long is cut off: the `STALL`
-/// timer looks this long after the last sign that it reads.
-const STALL_LIMIT: Duration = Duration::from_secs(30);
-/// Timer tag: look whether a client with a full queue still reads.
-pub const STALL: u64 = 2;
+/// Timer tag: look whether a client with a body in progress still reads.
+pub const STALL: u64 = 3;
 
-/// A file being sent without holding it in memory.
+/// A file (or a range of it) being sent.
 pub struct Sending {
     file: File,
-    left: u64,
-    /// When the client was last seen reading, and what was queued then.
-    seen: (Instant, usize),
-    stall: Option<TimerId>,
+    /// The next offset to send, and one past the last.
+    at: u64,
+    end: u64,
+    /// Bytes of this body handed to the loop.
+    handed: u64,
+    /// The most the peer had taken at a look, and when that last grew.
+    taken: u64,
+    since: Instant,
+    limit: Duration,
+    watch: Option<TimerId>,
 }
 
 /// What [`Sending::pump`] or [`Sending::look`] found.
@@ -40,52 +45,73 @@ pub enum Pumped {
 }
 
 impl Sending {
-    pub fn new(file: File, len: u64) -> Sending {
-        let (left, seen, stall) = (len, (Instant::now(), 0), None);
+    /// Bytes `start..end` of `file`; a client taking none of them for
+    /// `limit` is cut off.
+    pub fn new(file: File, start: u64, end: u64, limit: Duration) -> Sending {
+        let (handed, taken, since, watch) = (0, 0, Instant::now(), None);
         Sending {
             file,
-            left,
-            seen,
-            stall,
+            at: start,
+            end,
+            handed,
+            taken,
+            since,
+            limit,
+            watch,
         }
     }
 
     /// Queues chunks while the client's queue is short: at the start and in
-    /// `on_drain` (the client has read all that was queued).
+    /// `on_drain` (the client has taken all that was queued).
     pub fn pump(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
-        let (id, chunk) = (ctx.id(), &mut [0u8; CHUNK]);
-        while self.left > 0 && ctx.queued(id) < QUEUE_TARGET {
-            let want = self.left.min(chunk.len() as u64) as usize;
-            match self.file.read(&mut chunk[..want]) {
-                Ok(n) if n > 0 && ctx.send(&chunk[..n]) => self.left -= n as u64,
-                _ => return abort(ctx, "file ended early, or the client is gone"),
+        while self.at < self.end && ctx.queued(ctx.id()) < QUEUE_TARGET {
+            if let Err(why) = self.send_piece(ctx) {
+                return abort(ctx, why);
             }
         }
-        self.seen = (Instant::now(), ctx.queued(id));
-        if self.left > 0 {
-            if self.stall.is_none() {
-                self.stall = Some(ctx.set_timer(STALL_LIMIT, STALL));
+        if self.at < self.end {
+            if self.watch.is_none() {
+                self.watch = Some(ctx.set_timer(self.limit / 8, STALL));
             }
             return Pumped::Later;
         }
-        if let Some(t) = self.stall.take() {
+        if let Some(t) = self.watch.take() {
             ctx.cancel_timer(t);
         }
         Pumped::Done
     }
 
-    /// The `STALL` timer: a queue that shrank since the last look means the
-    /// client reads; one that has not for `STALL_LIMIT` is cut off.
+    /// The one place a body goes out: read a chunk, send it. A
+    /// `Ctx::send_file` (sendfile(2)) takes the place of these lines.
+    fn send_piece(&mut self, ctx: &mut Ctx<'_>) -> Result<(), &'static str> {
+        let chunk = &mut [0u8; CHUNK];
+        let want = (self.end - self.at).min(CHUNK as u64) as usize;
+        let n = match self.file.read_at(&mut chunk[..want], self.at) {
+            Ok(0) => return Err("file ended early (truncated while sent?)"),
+            Ok(n) => n,
+            Err(_) => return Err("file read failed"),
+        };
+        if !ctx.send(&chunk[..n]) {
+            return Err("the client is gone");
+        }
+        self.at += n as u64;
+        self.handed += n as u64;
+        Ok(())
+    }
+
+    /// The `STALL` timer: the client took more since the last look, or it
+    /// has taken nothing for the limit and is cut off.
     pub fn look(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
-        let queued = ctx.queued(ctx.id());
-        if queued < self.seen.1 {
-            self.seen = (Instant::now(), queued);
+        let id = ctx.id();
+        let held = (ctx.queued(id) + ctx.unacked(id)) as u64;
+        let taken = self.handed.saturating_sub(held);
+        if taken > self.taken {
+            (self.taken, self.since) = (taken, Instant::now());
         }
-        let still = self.seen.0.elapsed();
-        if still >= STALL_LIMIT {
-            return abort(ctx, "client read nothing for 30 s, cut off");
+        if self.since.elapsed() >= self.limit {
+            return abort(ctx, "client took nothing for the stall timeout: cut off");
         }
-        self.stall = Some(ctx.set_timer(STALL_LIMIT - still, STALL));
+        self.watch = Some(ctx.set_timer(self.limit / 8, STALL));
         Pumped::Later
     }
 }
@@ -95,105 +121,4 @@ fn abort(ctx: &mut Ctx<'_>, why: &str) -> Pumped {
     log::warn!("{}: {why}", ctx.id());
     ctx.abort(ctx.id());
     Pumped::Aborted
-}
-
-/// Opens the regular file `target` names under `root` (canonical):
-/// the file, its length and its `Content-Type`.
-pub fn open(root: &Path, target: &str) -> Result<(File, u64, &'static str), Refusal> {
-    let path = resolve(root, target)?;
-    let rel = path.strip_prefix(root).unwrap_or(&path);
-    let file = match crate::beneath::open(root, rel) {
-        // No openat2: O_NOFOLLOW still guards the last component.
-        Err(e) if crate::beneath::unsupported(&e) => OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path),
-        r => r,
-    };
-    let file = file.map_err(|e| match e.raw_os_error() {
-        Some(libc::EXDEV) => (403, "outside the root"),
-        _ => (404, "not found"),
-    })?;
-    match file.metadata() {
-        Ok(m) if m.is_file() => Ok((file, m.len(), content_type(&path))),
-        _ => Err((404, "not found")),
-    }
-}
-
-/// Maps a request target to a regular file's real path inside `root`
-/// (which must be canonical). Never a path outside it.
-fn resolve(root: &Path, target: &str) -> Result<PathBuf, Refusal> {
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    if !path.starts_with('/') {
-        return Err((400, "target must start with /"));
-    }
-    let bytes = decode_once(path)?;
-    if bytes.contains(&0) {
-        return Err((400, "NUL in path"));
-    }
-    if bytes.contains(&b'\\') {
-        return Err((400, "backslash in path"));
-    }
-    let mut full = root.to_path_buf();
-    for seg in bytes.split(|&b| b == b'/') {
-        match seg {
-            b"" | b"." => {}
-            b".." => return Err((400, "`..` in path")),
-            s => full.push(OsStr::from_bytes(s)),
-        }
-    }
-    if full.is_dir() {
-        full.push("index.html");
-    }
-    // Follows every symlink; what is left must still be under the root.
-    let real = full.canonicalize().map_err(|_| (404, "not found"))?;
-    if !real.starts_with(root) {
-        return Err((403, "outside the root"));
-    }
-    Ok(real)
-}
-
-/// Percent-decodes once. An escape that decodes to `.`, `/`, `\`, `%` or
-/// NUL is refused: it can only be there to slip past a check (`%2e%2e`,
-/// `.%2e`, `%2f`), or to be decoded a second time by someone (`%252e`).
-fn decode_once(s: &str) -> Result<Vec<u8>, Refusal> {
-    let (b, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
-    while i < b.len() {
-        if b[i] != b'%' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let hex = |k: usize| b.get(k).and_then(|c| (*c as char).to_digit(16));
-        let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
-            return Err((400, "bad percent escape"));
-        };
-        let c = (hi * 16 + lo) as u8;
-        if matches!(c, b'.' | b'/' | b'\\' | b'%' | 0) {
-            return Err((400, "escaped dot, separator, percent or NUL"));
-        }
-        out.push(c);
-        i += 3;
-    }
-    Ok(out)
-}
-
-/// `Content-Type` by extension.
-fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(OsStr::to_str).unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "txt" | "md" | "toml" | "rs" | "lock" => "text/plain; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "svg" => "image/svg+xml",
-        "ico" => "image/x-icon",
-        "pdf" => "application/pdf",
-        "wasm" => "application/wasm",
-        _ => "application/octet-stream",
-    }
 }
