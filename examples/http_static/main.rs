@@ -67,7 +67,7 @@ use std::time::Duration;
 /// Serves the files under a directory over HTTP/1.1 (GET and HEAD, keep-alive,
 /// ranges, conditional requests), never a byte from outside it.
 #[derive(Parser)]
-#[command(about, long_about = None)]
+#[command(name = "http_static")]
 struct Args {
     /// Address to listen on (the notes: 127.0.0.1:6789).
     #[arg(long, default_value = "127.0.0.1:6789")]
