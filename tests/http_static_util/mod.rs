@@ -142,10 +142,17 @@ pub struct Reply {
     pub stderr: String,
 }
 
-/// Runs curl (required: the test fails loudly without it), bounded in time.
+/// Runs curl with `-i` (the head, then the body, on stdout).
 pub fn curl(args: &[&str]) -> Reply {
+    let (stdout, stderr) = curl_plain(&[&["-i"], args].concat());
+    split(&stdout, stderr)
+}
+
+/// Runs curl (required: the test fails loudly without it), bounded in time;
+/// its stdout and stderr.
+pub fn curl_plain(args: &[&str]) -> (Vec<u8>, String) {
     let child = Command::new("curl")
-        .args(["-s", "-S", "-i", "--max-time", "10"])
+        .args(["-s", "-S", "--max-time", "10"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -162,7 +169,7 @@ pub fn curl(args: &[&str]) -> Reply {
     };
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "curl failed: {stderr}");
-    split(&out.stdout, stderr)
+    (out.stdout, stderr)
 }
 
 /// The head and body of one response, read whole.
