@@ -22,12 +22,12 @@ pub struct Reply {
 pub fn reply(root: &Root, id: ConnId, request: Result<Request, Refusal>) -> Reply {
     let r = match request {
         Ok(r) => r,
-        Err(why) => return refused(id, why, false),
+        Err(why) => return refused(id, "", why, false),
     };
     let keep_alive = r.keep_alive;
     let method = if r.head_only { "HEAD" } else { "GET" };
     let (file, meta, name) = match root.open(&r.target) {
-        Err(why) => return refused(id, why, keep_alive),
+        Err(why) => return refused(id, &format!("{method} {} ", r.target), why, keep_alive),
         Ok(Found::File(file, meta, name)) => (file, meta, name),
         Ok(Found::Redirect(to)) => {
             log::info!("{id}: {method} {} -> 301 {to}", r.target);
@@ -51,9 +51,10 @@ pub fn reply(root: &Root, id: ConnId, request: Result<Request, Refusal>) -> Repl
     }
 }
 
-/// An error page; after a 403 or 404 the connection may stay open.
-pub fn refused(id: ConnId, (status, why): Refusal, keep_alive: bool) -> Reply {
-    log::info!("{id}: {status} {why}");
+/// An error page for `what` (`GET /x `, or empty when the head was not
+/// understood); after a 403 or 404 the connection may stay open.
+pub fn refused(id: ConnId, what: &str, (status, why): Refusal, keep_alive: bool) -> Reply {
+    log::info!("{id}: {what}-> {status} {why}");
     let keep_alive = keep_alive && matches!(status, 403 | 404);
     let head = response::error_page(status, why, keep_alive);
     let body = None;

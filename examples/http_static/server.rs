@@ -184,7 +184,7 @@ impl Handler for Web {
             HEAD => {
                 c.wait = None;
                 let why = (408, "request head not complete in time");
-                self.send(ctx, c, answer::refused(ctx.id(), why, false));
+                self.send(ctx, c, answer::refused(ctx.id(), "", why, false));
             }
             _ => {
                 // Idle between requests: nothing is in flight, so no FIN and
