@@ -24,8 +24,10 @@
 //! Time and connection limits, each a flag:
 //! - `--idle-timeout` (15 s): a connection waiting for its next request, or for
 //!   its first, is closed; `--header-timeout` (10 s) from a head's first byte
-//!   to its end, else 408 (slowloris); `--stall-timeout` (30 s): a client that
-//!   takes no byte of a body for that long is cut off (a slow reader is fine).
+//!   to its end, else 408 (slowloris); `--stall-timeout` (60 s): a client that
+//!   takes no byte of a body for that long is cut off. Taking is what its kernel
+//!   acknowledges, which on loopback comes in ~100 KB steps (every ~25 s at
+//!   4 KiB/s): a reader slower than ~2 KiB/s looks stalled there.
 //! - `--max-connections` (10,000) and `--max-per-ip` (64; six per browser is
 //!   usual): past either a client gets `HTTP/1.1 503` with `Retry-After` and a
 //!   close. So one address holding idle sockets locks out only itself, and only
@@ -85,7 +87,7 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
     /// Seconds a client may take no byte of a response body before it is cut off.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 60.0)]
     stall_timeout: f64,
     /// Connections held at once; past it new clients get a 503.
     #[arg(long, default_value_t = 10_000)]
