@@ -185,3 +185,20 @@ fn types_come_from_the_extension() {
         );
     }
 }
+
+#[test]
+fn head_gets_no_body_for_a_404_or_a_301_and_the_next_reply_is_intact() {
+    use std::io::Write;
+    let dir = typed_site();
+    let web = Web::start(dir.path(), &[]);
+    let mut s = common::connect(web.addr);
+    let heads = b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\nHEAD /docs HTTP/1.1\r\nHost: x\r\n\r\n";
+    s.write_all(heads).unwrap();
+    s.write_all(b"GET /data.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (missing, moved) = (read_head(&mut s), read_head(&mut s));
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    assert!(moved.starts_with("HTTP/1.1 301"), "{moved}");
+    let r = read_reply(&mut s);
+    assert_eq!((r.status, &r.body[..]), (200, DATA), "{}", r.head);
+}

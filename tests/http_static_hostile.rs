@@ -330,6 +330,11 @@ fn many_idle_connections_from_one_address_lock_out_nobody_past_the_idle_timeout(
         .filter_map(|_| connect_from("127.0.0.1:0", web.addr).ok())
         .collect();
     let opened = started.elapsed();
+    assert!(
+        idle.len() > 1000,
+        "only {} connections opened (fd limit?)",
+        idle.len()
+    );
     // Another address is served at once.
     let t = Instant::now();
     let r = curl(&["--interface", "127.0.0.2", &web.url("/HelloWorld.html")]);

@@ -12,6 +12,7 @@ use std::fs::File;
 /// A head to send, maybe a part of a file after it, and whether the
 /// connection stays open for the next request.
 pub struct Reply {
+    /// The head, and an error page's body.
     pub head: String,
     /// The file and the bytes `start..end` of it to send.
     pub body: Option<(File, u64, u64)>,
@@ -20,6 +21,21 @@ pub struct Reply {
 
 /// The reply to a parsed head (or to why it was refused) on connection `id`.
 pub fn reply(root: &Root, id: ConnId, request: Result<Request, Refusal>) -> Reply {
+    let head_only = matches!(&request, Ok(r) if r.head_only);
+    let mut reply = answer(root, id, request);
+    if head_only {
+        // No page body after a HEAD (it would be read as the next response);
+        // its Content-Length stays, as a GET would have it.
+        let end = reply
+            .head
+            .find("\r\n\r\n")
+            .map_or(reply.head.len(), |at| at + 4);
+        reply.head.truncate(end);
+    }
+    reply
+}
+
+fn answer(root: &Root, id: ConnId, request: Result<Request, Refusal>) -> Reply {
     let r = match request {
         Ok(r) => r,
         Err(why) => return refused(id, "", why, false),
