@@ -107,6 +107,17 @@ impl Ctx<'_> {
         self.core.conn(id).map_or(0, |c| c.queued())
     }
 
+    /// Bytes of `id`'s output that the kernel holds and the peer has not
+    /// acknowledged yet (`SIOCOUTQ`): what [`Ctx::queued`] does not see.
+    /// `queued + unacked` shrinking is the sign that a peer reads, however
+    /// large the kernel's buffers have grown. 0 if `id` is gone.
+    pub fn unacked(&self, id: ConnId) -> usize {
+        self.core.conn(id).map_or(0, |_| {
+            let fd = self.core.entries[id.key()].raw_fd();
+            crate::sys::unacked(fd).unwrap_or(0)
+        })
+    }
+
     /// The peer's address of a connection.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         let e = self.core.entries.get(id.key())?;

@@ -88,6 +88,14 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
     Ok((unsafe { OwnedFd::from_raw_fd(new) }, addr.as_socket()))
 }
 
+/// Bytes sent on a TCP socket that the peer has not acknowledged (`SIOCOUTQ`).
+pub(crate) fn unacked(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: an int for the kernel to fill, on a socket the caller owns.
+    cvt(unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) })?;
+    Ok(n.max(0) as usize)
+}
+
 /// Whether an accept error means "out of descriptors or memory": pause
 /// accepting instead of spinning on a listener that stays readable.
 pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {

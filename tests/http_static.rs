@@ -2,95 +2,16 @@
 //! plus raw sockets for what curl will not send (NUL, slow heads, pipelining).
 
 mod common;
+mod http_static_util;
 
 use common::*;
+use http_static_util::*;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT";
-const PAGE: &[u8] = b"<head>Hello world!</head>\n";
-
-/// A root with a page, a big file, a symlink out, a directory symlink out,
-/// and a secret file beside (not inside) the root.
-fn site() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("ioplex-http-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    std::fs::create_dir_all(dir.path().join("outside")).unwrap();
-    std::fs::write(dir.path().join("secret.txt"), SECRET).unwrap();
-    std::fs::write(dir.path().join("outside/secret.txt"), SECRET).unwrap();
-    std::fs::write(root.join("HelloWorld.html"), PAGE).unwrap();
-    std::fs::write(root.join("sub/data.json"), b"{\"a\":1}").unwrap();
-    std::fs::write(root.join("%2e"), SECRET).unwrap(); // only a double decode reaches it
-    std::os::unix::fs::symlink("../secret.txt", root.join("link.txt")).unwrap();
-    std::os::unix::fs::symlink("../outside", root.join("outdir")).unwrap();
-    std::os::unix::fs::symlink("HelloWorld.html", root.join("inside.html")).unwrap();
-    dir
-}
-
-fn start(dir: &Path, extra: &[&str]) -> ExampleServer {
-    let root = dir.join("root");
-    let mut args = vec!["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    ExampleServer::start("http_static", &args)
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs curl (required: the test fails loudly without it), bounded in time.
-fn curl(args: &[&str]) -> Reply {
-    let child = Command::new("curl")
-        .args(["-s", "-S", "-i", "--max-time", "10"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("curl is required for the web server tests and was not found");
-    // Read the output while curl runs (a big body would fill the pipe).
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    let Ok(out) = rx.recv_timeout(Duration::from_secs(20)) else {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        panic!("curl did not finish in 20 s");
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "curl failed: {stderr}");
-    split(&out.stdout, stderr)
-}
-
-fn split(raw: &[u8], stderr: String) -> Reply {
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8(raw[..at].to_vec()).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let body = raw[at + 4..].to_vec();
-    Reply {
-        status,
-        head,
-        body,
-        stderr,
-    }
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
+fn start(dir: &Path, extra: &[&str]) -> Web {
+    Web::start(dir, extra)
 }
 
 #[test]
@@ -228,13 +149,6 @@ fn traversal_in_every_spelling_never_leaks_a_byte_from_outside() {
     }
 }
 
-/// Sends `req` on a fresh connection, reads until the server closes.
-fn raw(addr: std::net::SocketAddr, req: &[u8]) -> Reply {
-    let mut s = connect(addr);
-    s.write_all(req).unwrap();
-    split(&read_to_eof(&mut s), String::new())
-}
-
 #[test]
 fn content_length_with_transfer_encoding_is_400() {
     let dir = site();
@@ -368,13 +282,4 @@ fn a_directory_swapped_for_a_symlink_mid_request_never_leaks() {
     eprintln!("swap race: {served} served from inside, {refused} refused");
     assert!(leaked.is_none(), "leaked the secret: {leaked:?}");
     assert!(served > 0 && refused > 0, "the race was not exercised");
-}
-
-/// Reads one response head (through the blank line) byte by byte.
-fn read_head(s: &mut std::net::TcpStream) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.extend_from_slice(&read_n(s, 1));
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }

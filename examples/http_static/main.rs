@@ -7,39 +7,69 @@
 //!   (`%2e%2e`, `.%2e`, `%252e`), `\` and NUL are 400; symlinks are resolved
 //!   and must stay under the root (403); `openat2` `RESOLVE_BENEATH` opens the
 //!   file (`beneath.rs`): a directory swapped for a symlink cannot lead out.
+//!   Dotfiles and dot-directories (`.git/config`) are 404 unless `--allow-hidden`.
 //! - **Broken responses**: a space before `HTTP/1.1`, `\n` line ends, a length
-//!   in characters, a 404 with no head, one `send` per byte. Here: a proper
-//!   head, byte length, `Content-Type` by extension, keep-alive, `HEAD`.
-//! - **Requests**: `recv(1024)` was the whole request. Here the head is read up to
-//!   8 KiB (431 past it) within `--header-timeout` (slowloris: 408, close);
-//!   `Content-Length` with `Transfer-Encoding`, two lengths, or a body on GET/HEAD: 400, close.
-//! - **Big files** go out 64 KiB at a time from `on_drain` (`files.rs`): ~320 KiB
-//!   queued per client at most; one reading nothing for 30 s is cut off.
+//!   in characters, a 404 with no head, one `send` per byte. Here: proper heads
+//!   (`response.rs`), `Content-Type` from `mime_guess`, `ETag`/`Last-Modified`
+//!   and 304, one `Range` (206/416; `conditional.rs`), `index.html` for a
+//!   directory (301 without its trailing slash), keep-alive, `HEAD`.
+//! - **Requests**: `recv(1024)` was the whole request. Here heads are parsed by
+//!   `httparse` (`request.rs`): up to 8 KiB however they arrive (431 past it),
+//!   header names must be tokens, `Content-Length` with `Transfer-Encoding`,
+//!   two lengths or a body on GET/HEAD are 400 and a close.
+//! - **Big files** go out 64 KiB at a time from `on_drain` (`body.rs`); while a
+//!   body goes out, reading pauses (`server.rs`), so input waiting behind it
+//!   stays in the kernel, not in memory.
+//!
+//! Time and connection limits, each a flag:
+//! - `--idle-timeout` (15 s): a connection waiting for its next request, or for
+//!   its first, is closed; `--header-timeout` (10 s) from a head's first byte
+//!   to its end, else 408 (slowloris); `--stall-timeout` (60 s): a client that
+//!   takes no byte of a body for that long is cut off. Taking is what its kernel
+//!   acknowledges, which on loopback comes in ~100 KB steps (every ~25 s at
+//!   4 KiB/s): a reader slower than ~2 KiB/s looks stalled there.
+//! - `--max-connections` (10,000) and `--max-per-ip` (64; six per browser is
+//!   usual): past either a client gets `HTTP/1.1 503` with `Retry-After` and a
+//!   close. So one address holding idle sockets locks out only itself, and only
+//!   until the idle timeout frees them.
+//!
+//! No file operation waits on the loop thread for another process: files are
+//! opened `O_NONBLOCK` and refused (403) unless regular (a FIFO would wait for
+//! a writer). What may still block is the disk: `open`, `fstat` and `read` of
+//! a cold file on a slow disk hold every client meanwhile. A server for such
+//! disks does them on a worker thread and hands the result back with
+//! `Handle::notify_conn` (as `remote_cmd` does with its child processes).
+//! Out of descriptors, a request gets 503 with `Retry-After` (logged: EMFILE).
 //!
 //! Try it:
 //! ```text
 //! cargo run --example http_static -- --root .    # 127.0.0.1:6789
 //! curl -v http://127.0.0.1:6789/Cargo.toml
 //! curl --path-as-is http://127.0.0.1:6789/../../etc/passwd   # 400
+//! curl -r 0-99 http://127.0.0.1:6789/README.md               # 206
 //! ```
 
+mod answer;
 mod beneath;
-mod files;
+mod body;
+mod conditional;
 mod request;
+mod resolve;
+mod response;
+mod server;
 
 use clap::Parser;
-use files::{Pumped, STALL, Sending};
-use ioplex::{Action, Config, Ctx, Handler, Reactor, TimerId};
-use request::{MAX_HEAD, Refusal, error_page, head_end, parse, response_head};
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use ioplex::{Config, Reactor};
+use resolve::Root;
+use server::{Limits, Web};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
-const DEADLINE: u64 = 1;
-/// A step of a file transfer: [`Sending::pump`] or [`Sending::look`].
-type Step = fn(&mut Sending, &mut Ctx<'_>) -> Pumped;
-
+/// Serves the files under a directory over HTTP/1.1 (GET and HEAD, keep-alive,
+/// ranges, conditional requests), never a byte from outside it.
 #[derive(Parser)]
+#[command(name = "http_static")]
 struct Args {
     /// Address to listen on (the notes: 127.0.0.1:6789).
     #[arg(long, default_value = "127.0.0.1:6789")]
@@ -47,153 +77,83 @@ struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
-    /// Seconds a client has to send a complete request head.
+    /// Serve dotfiles and dot-directories (`.git`, `.env`); 404 without it.
+    #[arg(long)]
+    allow_hidden: bool,
+    /// Seconds a connection may wait for its next request before it is closed.
+    #[arg(long, default_value_t = 15.0)]
+    idle_timeout: f64,
+    /// Seconds from the first byte of a request head to its end (else 408).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
+    /// Seconds a client may take no byte of a response body before it is cut off.
+    #[arg(long, default_value_t = 60.0)]
+    stall_timeout: f64,
+    /// Connections held at once; past it new clients get a 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections one client address may hold; past it that address gets a 503 (0: no cap).
+    #[arg(long, default_value_t = 64)]
+    max_per_ip: usize,
 }
 
-struct Web {
-    root: PathBuf,
-    header_timeout: Duration,
-}
-
-#[derive(Default)]
-struct Conn {
-    buf: Vec<u8>,
-    file: Option<Sending>,
-    deadline: Option<TimerId>,
-    keep_alive: bool,
-    eof: bool,
-    closing: bool,
-}
-
-impl Web {
-    /// Answers every complete head in the buffer, unless a file is being sent.
-    fn serve(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) {
-        while c.file.is_none() && !c.closing {
-            let Some((head, end)) = head_end(&c.buf) else {
-                if c.buf.len() > MAX_HEAD {
-                    self.refuse(ctx, c, (431, "request head too large"));
-                }
-                return;
-            };
-            if let Some(t) = c.deadline.take() {
-                ctx.cancel_timer(t);
-            }
-            let result = parse(&c.buf[..head]);
-            c.buf.drain(..end);
-            let opened = result.and_then(|r| {
-                c.keep_alive = r.keep_alive;
-                files::open(&self.root, &r.target).map(|f| (r.head_only, f))
-            });
-            match opened {
-                Err(refusal) => self.refuse(ctx, c, refusal),
-                Ok((head_only, (file, len, ty))) => {
-                    ctx.send(response_head(200, ty, len, c.keep_alive).as_bytes());
-                    c.file = (!head_only).then(|| Sending::new(file, len));
-                    if self.pump(ctx, c, Sending::pump) {
-                        self.finish(ctx, c);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Takes `step` on the file being sent; `true` when it is all sent.
-    fn pump(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, step: Step) -> bool {
-        match c.file.as_mut().map(|s| step(s, ctx)) {
-            None | Some(Pumped::Done) => c.file = None,
-            Some(Pumped::Later) => {}
-            Some(Pumped::Aborted) => c.closing = true,
-        }
-        c.file.is_none() && !c.closing
-    }
-
-    /// An error page; after a 403 or 404 the connection is kept.
-    fn refuse(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, (status, why): Refusal) {
-        log::info!("{}: {status} {why}", ctx.id());
-        c.keep_alive &= matches!(status, 403 | 404) && !c.eof;
-        ctx.send(error_page(status, why, c.keep_alive).as_bytes());
-        self.finish(ctx, c);
-    }
-
-    /// A response is complete: close, or wait for the next head.
-    fn finish(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) {
-        if !c.keep_alive || c.eof {
-            c.closing = true;
-            ctx.close(ctx.id());
-        } else {
-            c.deadline = Some(ctx.set_timer(self.header_timeout, DEADLINE));
-        }
-    }
-}
-
-impl Handler for Web {
-    type Conn = Conn;
-
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
-        log::info!("{}: connected from {peer}", ctx.id());
-        let deadline = Some(ctx.set_timer(self.header_timeout, DEADLINE));
-        Conn {
-            deadline,
-            keep_alive: true,
-            ..Conn::default()
-        }
-    }
-
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8]) -> Action {
-        if !c.closing {
-            c.buf.extend_from_slice(data);
-            self.serve(ctx, c);
-        }
-        Action::Continue
-    }
-
-    fn on_eof(&mut self, _: &mut Ctx<'_>, c: &mut Conn) -> Action {
-        c.eof = true;
-        // A file still being sent is finished first; `finish` closes then.
-        if c.file.is_some() {
-            Action::Continue
-        } else {
-            Action::Close
-        }
-    }
-
-    fn on_drain(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) -> Action {
-        if c.file.is_some() && !c.closing && self.pump(ctx, c, Sending::pump) {
-            self.finish(ctx, c);
-            self.serve(ctx, c);
-        }
-        Action::Continue
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, tag: u64) -> Action {
-        if tag == STALL && !c.closing {
-            self.pump(ctx, c, Sending::look); // never done: it only looks
-        } else if tag == DEADLINE && c.deadline.take().is_some() && !c.closing {
-            if c.buf.is_empty() {
-                c.closing = true;
-                return Action::Close; // an idle keep-alive connection
-            }
-            self.refuse(ctx, c, (408, "request head not complete in time"));
-        }
-        Action::Continue
-    }
-}
-
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
     simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
         .env()
         .init()
         .expect("logger");
     let args = Args::parse();
-    let mut web = Web {
-        root: args.root.canonicalize()?,
-        header_timeout: Duration::from_secs_f64(args.header_timeout),
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let root = open_root(&args.root, args.allow_hidden)?;
+    let seconds = |s: f64, flag: &str| {
+        Duration::try_from_secs_f64(s).map_err(|_| format!("--{flag} {s}: not a number of seconds"))
     };
-    let mut reactor = Reactor::new(Config::default())?;
-    let addr = reactor.listen(&args.addr)?;
+    let limits = Limits {
+        idle: seconds(args.idle_timeout, "idle-timeout")?,
+        header: seconds(args.header_timeout, "header-timeout")?,
+        stall: seconds(args.stall_timeout, "stall-timeout")?,
+    };
+    let config = Config {
+        max_connections: args.max_connections,
+        max_connections_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
+        busy_message: response::busy(),
+        ..Config::default()
+    };
+    let mut reactor = Reactor::new(config).map_err(|e| format!("cannot start the loop: {e}"))?;
+    let addr = reactor.listen(&args.addr).map_err(|e| e.to_string())?;
     println!("listening on {addr}");
-    reactor.run(&mut web)
+    let mut web = Web { root, limits };
+    reactor
+        .run(&mut web)
+        .map_err(|e| format!("the loop failed: {e}"))
+}
+
+/// The root, checked and held open; an error names the path.
+fn open_root(path: &Path, allow_hidden: bool) -> Result<Root, String> {
+    let fail = |why: String| format!("cannot serve {}: {why}", path.display());
+    match path.metadata() {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(fail("not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail("no such directory".into()));
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let dir = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let path = path.canonicalize().map_err(|e| fail(e.to_string()))?;
+    Ok(Root {
+        path,
+        dir,
+        allow_hidden,
+    })
 }

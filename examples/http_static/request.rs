@@ -1,8 +1,15 @@
-//! Request heads for the static web server (`main.rs`): where a head ends,
-//! what it asks for, and what is refused before any file is looked at.
+//! Request heads for the static web server (`main.rs`): where one ends, what
+//! it asks for, and what is refused before any file is looked at.
+//!
+//! Heads are parsed with `httparse`, which holds header names to RFC 9112's
+//! token rules: `Content-Length\x0b: 5` (or `\x01`, a no-break space) is a
+//! 400 and a close, never a header ignored while its body is read as the
+//! next request.
 
-/// Longest request head accepted (past it: 431).
+/// Longest request head accepted (past it: 431), however it arrives.
 pub const MAX_HEAD: usize = 8 << 10;
+/// Most header fields in one head (past it: 431).
+const MAX_FIELDS: usize = 64;
 
 /// A status and a short reason for a request the server refuses.
 pub type Refusal = (u16, &'static str);
@@ -15,58 +22,129 @@ pub struct Request {
     pub target: String,
     /// HTTP/1.1 without `Connection: close`, or 1.0 with `keep-alive`.
     pub keep_alive: bool,
+    /// The validators and range asked about (`conditional.rs`).
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+    pub if_range: Option<String>,
+    pub range: Option<String>,
 }
 
-/// Where a head ends: `(head length, bytes up to and including the blank line)`.
-pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    (0..buf.len()).find_map(|i| match &buf[i..] {
-        [b'\n', b'\n', ..] => Some((i, i + 2)),
-        [b'\n', b'\r', b'\n', ..] => Some((i, i + 3)),
+/// What the start of a connection's unanswered input holds.
+pub enum Head {
+    /// No complete head yet (and not too long for one).
+    Partial,
+    /// A head of this many bytes: what it asks for, or why it is refused.
+    Complete(usize, Result<Request, Refusal>),
+}
+
+/// Looks for a complete head at the start of `buf`. `scanned` says how far
+/// earlier calls looked without finding its end, so a head sent a byte at
+/// a time is scanned once, not once per byte; it is 0 for a new head.
+pub fn next(buf: &[u8], scanned: &mut usize) -> Head {
+    let limit = buf.len().min(MAX_HEAD + 4);
+    let mut from = scanned.saturating_sub(2);
+    while let Some(end) = blank_line(&buf[..limit], from) {
+        if end > MAX_HEAD {
+            break;
+        }
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut req = httparse::Request::new(&mut fields);
+        let (len, result) = match req.parse(&buf[..end]) {
+            Ok(httparse::Status::Complete(len)) => (len, check(&req)),
+            // Empty lines before the request line (allowed): look further.
+            Ok(httparse::Status::Partial) => {
+                from = end;
+                continue;
+            }
+            Err(httparse::Error::TooManyHeaders) => (end, Err((431, "too many header fields"))),
+            Err(e) => (end, Err((400, refusal(e)))),
+        };
+        *scanned = 0;
+        return Head::Complete(len, result);
+    }
+    *scanned = limit;
+    if buf.len() > MAX_HEAD {
+        let why = (431, "request head too large");
+        return Head::Complete(buf.len(), Err(why));
+    }
+    Head::Partial
+}
+
+/// The end of the first blank line (`\n\n` or `\n\r\n`) at or after `from`.
+fn blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len()).find_map(|i| match &buf[i..] {
+        [b'\n', b'\n', ..] => Some(i + 2),
+        [b'\n', b'\r', b'\n', ..] => Some(i + 3),
         _ => None,
     })
 }
 
-/// Parses a complete head (request line and header lines, no blank line).
-pub fn parse(head: &[u8]) -> Result<Request, Refusal> {
-    let text = std::str::from_utf8(head).map_err(|_| (400, "head is not UTF-8"))?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let mut parts = lines.next().unwrap_or("").split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+fn refusal(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "bad header name",
+        httparse::Error::HeaderValue => "bad header value",
+        httparse::Error::Version => "unsupported HTTP version",
+        httparse::Error::NewLine => "bad line ending",
+        _ => "bad request line",
+    }
+}
+
+/// What a parsed head asks for, or why it is refused.
+fn check(req: &httparse::Request<'_, '_>) -> Result<Request, Refusal> {
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err((400, "bad request line"));
-    };
-    let http11 = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        _ => return Err((400, "unsupported HTTP version")),
     };
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
         _ => return Err((405, "only GET and HEAD")),
     };
-    let (mut hosts, mut length, mut chunked, mut connection) = (0, None, false, String::new());
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err((400, "bad header line"));
-        };
-        // `Name :` or a folded line: ambiguous between servers, so refused.
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err((400, "bad header name"));
-        }
-        let value = value.trim();
-        match name.to_ascii_lowercase().as_str() {
-            "host" => hosts += 1,
-            "transfer-encoding" => chunked = true,
-            "connection" => connection = value.to_ascii_lowercase(),
+    let http11 = minor == 1;
+    let mut r = Request {
+        head_only,
+        target: target.to_string(),
+        keep_alive: http11,
+        if_none_match: None,
+        if_modified_since: None,
+        if_range: None,
+        range: None,
+    };
+    let (mut hosts, mut length, mut chunked) = (0, None, false);
+    for f in req.headers.iter() {
+        let value = std::str::from_utf8(f.value).ok().map(str::trim);
+        let name = f.name.to_ascii_lowercase();
+        let slot = match name.as_str() {
+            "host" => {
+                hosts += 1;
+                continue;
+            }
+            "transfer-encoding" => {
+                chunked = true;
+                continue;
+            }
             "content-length" if length.is_some() => return Err((400, "two Content-Length")),
             "content-length" => {
-                let n: u64 = value.parse().map_err(|_| (400, "bad Content-Length"))?;
-                length = Some(n);
+                let n = value.and_then(|v| v.parse::<u64>().ok());
+                length = Some(n.ok_or((400, "bad Content-Length"))?);
+                continue;
             }
-            _ => {}
-        }
+            "connection" => {
+                for token in value.unwrap_or("").split(',').map(str::trim) {
+                    if token.eq_ignore_ascii_case("close") {
+                        r.keep_alive = false;
+                    } else if token.eq_ignore_ascii_case("keep-alive") && !http11 {
+                        r.keep_alive = true;
+                    }
+                }
+                continue;
+            }
+            "if-none-match" => &mut r.if_none_match,
+            "if-modified-since" => &mut r.if_modified_since,
+            "if-range" => &mut r.if_range,
+            "range" => &mut r.range,
+            _ => continue,
+        };
+        *slot = value.map(str::to_string);
     }
     // The request-smuggling pair: two framings, two answers downstream.
     if chunked && length.is_some() {
@@ -78,39 +156,5 @@ pub fn parse(head: &[u8]) -> Result<Request, Refusal> {
     if http11 && hosts != 1 {
         return Err((400, "HTTP/1.1 needs exactly one Host"));
     }
-    let keep_alive = match connection.as_str() {
-        c if c.contains("close") => false,
-        c if c.contains("keep-alive") => true,
-        _ => http11,
-    };
-    let target = target.to_string();
-    Ok(Request {
-        head_only,
-        target,
-        keep_alive,
-    })
-}
-
-/// A response head; `Connection` follows `keep_alive`.
-pub fn response_head(status: u16, ty: &str, len: u64, keep_alive: bool) -> String {
-    let text = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed\r\nAllow: GET, HEAD",
-        408 => "Request Timeout",
-        _ => "Request Header Fields Too Large",
-    };
-    let conn = if keep_alive { "keep-alive" } else { "close" };
-    format!(
-        "HTTP/1.1 {status} {text}\r\nContent-Type: {ty}\r\nContent-Length: {len}\r\nConnection: {conn}\r\n\r\n"
-    )
-}
-
-/// A plain-text error page: head and body, `Connection` following `keep_alive`.
-pub fn error_page(status: u16, why: &str, keep_alive: bool) -> String {
-    let body = format!("{status}: {why}\n");
-    let ty = "text/plain; charset=utf-8";
-    response_head(status, ty, body.len() as u64, keep_alive) + &body
+    Ok(r)
 }

@@ -1,0 +1,124 @@
+//! Sending a file body without holding it in memory (`main.rs`): a chunk at
+//! a time while the client's queue is short, the next ones from `on_drain`.
+//! A client that has taken nothing for `--stall-timeout` is cut off.
+//!
+//! Progress is what the peer has taken: the bytes handed to the loop less
+//! what the loop ([`Ctx::queued`]) and the kernel ([`Ctx::unacked`]) still
+//! hold. The loop's queue alone moves only when the kernel's send buffer
+//! (megabytes on loopback) is half empty again, so a steady 4 KiB/s reader
+//! looked stalled and was cut off at 30 s.
+
+use ioplex::{Ctx, TimerId};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+/// Bytes read from a file at a time.
+const CHUNK: usize = 64 << 10;
+/// More file is read only while less than this is queued for the client.
+const QUEUE_TARGET: usize = 256 << 10;
+/// Timer tag: look whether a client with a body in progress still reads.
+pub const STALL: u64 = 3;
+
+/// A file (or a range of it) being sent.
+pub struct Sending {
+    file: File,
+    /// The next offset to send, and one past the last.
+    at: u64,
+    end: u64,
+    /// Bytes of this body handed to the loop.
+    handed: u64,
+    /// The most the peer had taken at a look, and when that last grew.
+    taken: u64,
+    since: Instant,
+    limit: Duration,
+    watch: Option<TimerId>,
+}
+
+/// What [`Sending::pump`] or [`Sending::look`] found.
+pub enum Pumped {
+    Done,
+    /// The queue is full: more in `on_drain`; a `STALL` timer watches.
+    Later,
+    /// The file failed, or the client is gone or stalled: logged, aborted.
+    Aborted,
+}
+
+impl Sending {
+    /// Bytes `start..end` of `file`; a client taking none of them for
+    /// `limit` is cut off.
+    pub fn new(file: File, start: u64, end: u64, limit: Duration) -> Sending {
+        let (handed, taken, since, watch) = (0, 0, Instant::now(), None);
+        Sending {
+            file,
+            at: start,
+            end,
+            handed,
+            taken,
+            since,
+            limit,
+            watch,
+        }
+    }
+
+    /// Queues chunks while the client's queue is short: at the start and in
+    /// `on_drain` (the client has taken all that was queued).
+    pub fn pump(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
+        while self.at < self.end && ctx.queued(ctx.id()) < QUEUE_TARGET {
+            if let Err(why) = self.send_piece(ctx) {
+                return abort(ctx, why);
+            }
+        }
+        if self.at < self.end {
+            if self.watch.is_none() {
+                self.watch = Some(ctx.set_timer(self.limit / 8, STALL));
+            }
+            return Pumped::Later;
+        }
+        if let Some(t) = self.watch.take() {
+            ctx.cancel_timer(t);
+        }
+        Pumped::Done
+    }
+
+    /// The one place a body goes out: read a chunk, send it. A
+    /// `Ctx::send_file` (sendfile(2)) takes the place of these lines.
+    fn send_piece(&mut self, ctx: &mut Ctx<'_>) -> Result<(), &'static str> {
+        let chunk = &mut [0u8; CHUNK];
+        let want = (self.end - self.at).min(CHUNK as u64) as usize;
+        let n = match self.file.read_at(&mut chunk[..want], self.at) {
+            Ok(0) => return Err("file ended early (truncated while sent?)"),
+            Ok(n) => n,
+            Err(_) => return Err("file read failed"),
+        };
+        if !ctx.send(&chunk[..n]) {
+            return Err("the client is gone");
+        }
+        self.at += n as u64;
+        self.handed += n as u64;
+        Ok(())
+    }
+
+    /// The `STALL` timer: the client took more since the last look, or it
+    /// has taken nothing for the limit and is cut off.
+    pub fn look(&mut self, ctx: &mut Ctx<'_>) -> Pumped {
+        let id = ctx.id();
+        let held = (ctx.queued(id) + ctx.unacked(id)) as u64;
+        let taken = self.handed.saturating_sub(held);
+        if taken > self.taken {
+            (self.taken, self.since) = (taken, Instant::now());
+        }
+        if self.since.elapsed() >= self.limit {
+            return abort(ctx, "client took nothing for the stall timeout: cut off");
+        }
+        self.watch = Some(ctx.set_timer(self.limit / 8, STALL));
+        Pumped::Later
+    }
+}
+
+/// Ends a transfer early: logs why and aborts the connection.
+fn abort(ctx: &mut Ctx<'_>, why: &str) -> Pumped {
+    log::warn!("{}: {why}", ctx.id());
+    ctx.abort(ctx.id());
+    Pumped::Aborted
+}
