@@ -107,7 +107,7 @@ fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
     assert!(info.contains("\"password\":\"$argon2id$"), "{info}");
     assert!(!info.contains("n7u8"));
     // The whole file again (the password from the environment, out of
-    // `ps`): the server already holds it; nothing is sent.
+    // `ps`): a complete file is sent again and replaces the one held.
     let (code, out, _) = client_env(
         &addr,
         &["--user", "charlie", src.to_str().unwrap()],
@@ -140,7 +140,7 @@ fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
     let (code, _, err) = client(&addr, &[&args[..], &[src.to_str().unwrap()]].concat());
     assert_eq!(
         (code, err.lines().last()),
-        (1, Some("error: register: error: user exists"))
+        (1, Some("error: register: user exists"))
     );
 }
 
@@ -159,8 +159,8 @@ fn an_interrupted_upload_keeps_its_partial_file_and_resumes_exactly() {
     );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("stopped after 400000 bytes"), "{err}");
-    let stored = dir.path().join("root/dora/files/big.bin");
-    let len = || std::fs::metadata(&stored).map(|m| m.len()).unwrap_or(0);
+    let partial = dir.path().join("root/dora/partial/big.bin");
+    let len = || std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     assert!(
         wait_for(Duration::from_secs(5), || len() == 400_000),
         "partial is {}",
@@ -170,7 +170,9 @@ fn an_interrupted_upload_keeps_its_partial_file_and_resumes_exactly() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming at 400000 of 1000000 bytes"), "{err}");
     assert_eq!(out, "uploaded big.bin: 1000000 bytes\n");
+    let stored = dir.path().join("root/dora/files/big.bin");
     assert!(std::fs::read(&stored).unwrap() == data(1_000_000));
+    assert!(!partial.exists(), "the partial file was moved into files/");
 }
 
 /// The notes' client logic: JSON commands, then `Start` or an offset, then
@@ -232,21 +234,21 @@ fn bad_names_sizes_offsets_and_put_before_login_are_refused_before_writing() {
         s.ask(&put("neg.bin", -5)),
         "error: filesize must be a non-negative integer"
     );
-    // A partial file larger than the declared size: a clear error, no append.
-    let files = root.join("frank/files");
-    std::fs::write(files.join("part.bin"), data(500)).unwrap();
-    let r = s.ask(&put("part.bin", 100));
+    // A partial file larger than the size its record names: a clear
+    // error, no append.
+    let home = root.join("frank");
+    std::fs::write(home.join("partial/part.bin"), data(500)).unwrap();
+    let record = r#"{"blake2b":"aa","size":100}"#;
+    std::fs::write(home.join("resume/part.bin"), record).unwrap();
+    let head = r#"{"cmd": "put", "filename": "part.bin", "filesize": 100, "blake2b": "aa"}"#;
+    let r = s.ask(head);
     assert_eq!(
         r,
         "error: resume offset 500 is beyond the declared size 100"
     );
-    assert_eq!(std::fs::read(files.join("part.bin")).unwrap(), data(500));
-    let mut names: Vec<_> = std::fs::read_dir(&files)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["part.bin"]);
+    assert_eq!(std::fs::read(home.join("partial/part.bin")).unwrap(), data(500));
+    let files = home.join("files");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 0);
     assert!(!dir.path().join("x").exists() && !root.join("x").exists());
     // Still serving this client after all that.
     assert_eq!(s.ask(&put("ok.bin", 3)), "Start");

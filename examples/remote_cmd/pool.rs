@@ -69,10 +69,10 @@ impl<R: Send + 'static> Pool<R> {
         out
     }
 
-    /// `id` left: its work still in line is dropped (work running goes on
-    /// and holds its slot until it ends; drop its result then).
-    pub fn forget(&mut self, ip: IpAddr, id: ConnId) {
-        self.line.remove(ip, |(x, _)| *x == id);
+    /// `id` left: its work still in line is dropped (`true`: there was
+    /// some); work running goes on and holds its slot until it ends.
+    pub fn forget(&mut self, ip: IpAddr, id: ConnId) -> bool {
+        self.line.remove(ip, |(x, _)| *x == id)
     }
 
     fn spawn(&mut self, id: ConnId, work: Work<R>) -> Result<(), String> {
@@ -131,16 +131,19 @@ impl<T> FairLine<T> {
         Some(item)
     }
 
-    fn remove(&mut self, ip: IpAddr, which: impl Fn(&T) -> bool) {
+    /// Drops the entries of `ip` that `which` picks; `true` if there were any.
+    fn remove(&mut self, ip: IpAddr, which: impl Fn(&T) -> bool) -> bool {
         let Some(line) = self.by_ip.get_mut(&ip) else {
-            return;
+            return false;
         };
         let before = line.len();
         line.retain(|x| !which(x));
-        self.len -= before - line.len();
-        if line.is_empty() {
+        let (removed, empty) = (before - line.len(), line.is_empty());
+        self.len -= removed;
+        if empty {
             self.by_ip.remove(&ip);
             self.turn.retain(|a| *a != ip);
         }
+        removed > 0
     }
 }
