@@ -3,22 +3,13 @@
 //! hold everyone else off.
 
 mod common;
+mod peers;
 
 use common::*;
+use peers::connect_from;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-/// A client socket bound to `from` (another loopback address) before it connects.
-fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: SocketAddr = format!("{from}:0").parse().unwrap();
-    s.bind(&local.into()).unwrap();
-    s.connect(&to.into()).unwrap();
-    let s = TcpStream::from(s);
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
 
 /// Reads one length-prefixed frame.
 fn read_frame(s: &mut TcpStream) -> Vec<u8> {

@@ -3,92 +3,12 @@
 //! hostile input: names, sizes, resume offsets, interrupted uploads.
 
 mod common;
+mod upload_support;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn start(root: &Path, extra: &[&str]) -> ExampleServer {
-    let mut args = vec!["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    ExampleServer::start("upload", &args)
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("ioplex-upload-")
-        .tempdir()
-        .unwrap()
-}
-
-/// Bytes of every value, `n` long.
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 + i / 977) as u8).collect()
-}
-
-/// Runs upload_client; returns (exit code, stdout, stderr).
-fn client(addr: &str, args: &[&str]) -> (i32, String, String) {
-    client_env(addr, args, &[])
-}
-
-/// The example client with extra environment variables.
-fn client_env(addr: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(example_path("upload_client"));
-    cmd.args(["--addr", addr]).args(args).stderr(Stdio::piped());
-    cmd.env_remove("UPLOAD_PASSWORD").envs(env.iter().copied());
-    let out = run_bounded(cmd, b"", LIMIT);
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
-}
-
-/// A raw session: JSON commands out, reply lines in.
-struct Raw {
-    sock: TcpStream,
-    lines: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn open(addr: std::net::SocketAddr) -> Raw {
-        let sock = connect(addr);
-        let lines = BufReader::new(sock.try_clone().unwrap());
-        let mut raw = Raw { sock, lines };
-        assert_eq!(raw.line(), "欢迎使用... ");
-        raw
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.lines.read_line(&mut l).expect("a reply line");
-        l.trim_end_matches('\n').to_string()
-    }
-    fn ask(&mut self, cmd: &str) -> String {
-        self.sock.write_all(cmd.as_bytes()).unwrap();
-        self.line()
-    }
-    fn login(&mut self, user: &str, register: bool) {
-        let creds = format!("\"username\": \"{user}\", \"password\": \"pw-{user}\"");
-        if register {
-            let r = self.ask(&format!("{{\"cmd\": \"register\", {creds}}}"));
-            assert_eq!(r, "注册成功");
-        }
-        assert_eq!(
-            self.ask(&format!("{{\"cmd\": \"check_user\", {creds}}}")),
-            "登陆成功"
-        );
-    }
-}
-
-fn put(name: &str, size: i64) -> String {
-    serde_json::json!({"cmd": "put", "filename": name, "filesize": size}).to_string()
-}
+use upload_support::*;
 
 #[test]
 fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
@@ -246,7 +166,10 @@ fn bad_names_sizes_offsets_and_put_before_login_are_refused_before_writing() {
         r,
         "error: resume offset 500 is beyond the declared size 100"
     );
-    assert_eq!(std::fs::read(home.join("partial/part.bin")).unwrap(), data(500));
+    assert_eq!(
+        std::fs::read(home.join("partial/part.bin")).unwrap(),
+        data(500)
+    );
     let files = home.join("files");
     assert_eq!(std::fs::read_dir(&files).unwrap().count(), 0);
     assert!(!dir.path().join("x").exists() && !root.join("x").exists());
