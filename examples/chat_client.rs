@@ -17,7 +17,7 @@
 //! ```
 
 use clap::Parser;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,7 @@ fn run(args: &Args) -> Result<(), String> {
     let left = leaving.clone();
     // The room speaks whenever it likes: a thread prints it, and notices the
     // server going away while the main thread waits for a line on stdin.
+    let addr = args.addr.clone();
     let printer = std::thread::spawn(move || {
         let (mut buf, mut out) = ([0u8; 4096], io::stdout());
         loop {
@@ -47,17 +48,18 @@ fn run(args: &Args) -> Result<(), String> {
                     let _ = out.write_all(&buf[..n]).and_then(|_| out.flush());
                 }
                 _ if left.load(Ordering::Acquire) => return, // we left: the close is ours
-                Ok(_) => {
-                    eprintln!("connection closed by server");
-                    std::process::exit(0);
+                // EOF, or a reset (a server killed with input unread sends RST).
+                Ok(_) => gone(),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    gone()
                 }
                 Err(e) => {
-                    eprintln!(
-                        "error: receive from {}: {e}",
-                        reader
-                            .peer_addr()
-                            .map_or("server".into(), |a| a.to_string())
-                    );
+                    eprintln!("error: receive from {addr}: {e}");
                     std::process::exit(1);
                 }
             }
@@ -77,6 +79,12 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = sock.shutdown(Shutdown::Write);
     let _ = printer.join();
     Ok(())
+}
+
+/// The server went away: say so, and end the client (its stdin may be blocked).
+fn gone() {
+    eprintln!("connection closed by server");
+    std::process::exit(0);
 }
 
 fn main() {
