@@ -30,6 +30,9 @@ fn flood_size() -> usize {
     (lim.rlim_cur as usize).saturating_sub(1000).min(10_000)
 }
 
+/// One flood at a time: four of them at once would pass the descriptor limit.
+static FLOODS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Opens `n` connections from 127.0.0.1 that send nothing.
 fn hold_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let t = Instant::now();
@@ -45,28 +48,32 @@ fn hold_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     idle
 }
 
-/// Tries `served` from 127.0.0.1 until it holds; returns how long that took.
-fn served_within(limit: Duration, mut served: impl FnMut() -> bool) -> Duration {
+/// A newcomer from 127.0.0.2, which must be served at once, then newcomers
+/// from the flooding address until one is served within `limit`: how long
+/// each took.
+fn other_then_same(
+    addr: SocketAddr,
+    limit: Duration,
+    served: impl Fn(TcpStream) -> bool,
+) -> (Duration, Duration) {
     let t = Instant::now();
-    while !served() {
+    assert!(served(connect_from("127.0.0.2", addr)), "another address");
+    let other = t.elapsed();
+    let t = Instant::now();
+    while !served(connect(addr)) {
         assert!(t.elapsed() < limit, "not served within {limit:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    t.elapsed()
+    (other, t.elapsed())
 }
 
 /// The flood, then a newcomer from 127.0.0.2 (served at once) and one from
 /// the flooding address (served once the idle ones were closed).
 fn newcomers_are_served(name: &str, args: &[&str], served: impl Fn(TcpStream) -> bool) {
+    let _one = FLOODS.lock().unwrap_or_else(|e| e.into_inner());
     let server = ExampleServer::start(name, &[&["--addr", "127.0.0.1:0"], args].concat());
     let idle = hold_idle(server.addr, flood_size());
-    let t = Instant::now();
-    assert!(
-        served(connect_from("127.0.0.2", server.addr)),
-        "{name}: another address"
-    );
-    let other = t.elapsed();
-    let same = served_within(Duration::from_secs(5), || served(connect(server.addr)));
+    let (other, same) = other_then_same(server.addr, Duration::from_secs(5), served);
     eprintln!(
         "{name}: beside {} idle: another address served in {other:?}, the same in {same:?} (idle timeout 2 s)",
         idle.len()
@@ -118,6 +125,7 @@ fn chat_serves_newcomers_beside_ten_thousand_idle_members() {
 
 #[test]
 fn file_transfer_drops_downloads_nobody_reads_and_serves_newcomers() {
+    let _one = FLOODS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.bin");
     std::fs::write(&file, vec![7u8; 4 << 20]).unwrap(); // 5.6 MB as JSON
@@ -149,13 +157,7 @@ fn file_transfer_drops_downloads_nobody_reads_and_serves_newcomers() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         (&s).read_to_end(&mut doc).is_ok() && doc.len() > 5_000_000
     };
-    let t = Instant::now();
-    assert!(
-        whole(connect_from("127.0.0.2", server.addr)),
-        "another address"
-    );
-    let other = t.elapsed();
-    let same = served_within(Duration::from_secs(4), || whole(connect(server.addr)));
+    let (other, same) = other_then_same(server.addr, Duration::from_secs(4), whole);
     eprintln!(
         "1,000 non-readers: server RSS {} -> {} KiB; another address served in {other:?}, \
          the same in {same:?} (stall timeout 1 s)",

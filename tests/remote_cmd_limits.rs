@@ -17,6 +17,15 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     read_n(s, len as usize)
 }
 
+/// How long `echo hi` from a newcomer at 127.0.0.2 takes to be answered.
+fn newcomer_answered(addr: std::net::SocketAddr) -> Duration {
+    let t = Instant::now();
+    let mut newcomer = connect_from("127.0.0.2", addr);
+    newcomer.write_all(b"echo hi\n").unwrap();
+    assert_eq!(read_frame(&mut newcomer), b"hi\n");
+    t.elapsed()
+}
+
 #[test]
 fn eight_connections_queueing_a_thousand_sleeps_each_are_closed_and_a_newcomer_is_answered() {
     let server = ExampleServer::start("remote_cmd", &["--addr", "127.0.0.1:0"]);
@@ -32,11 +41,7 @@ fn eight_connections_queueing_a_thousand_sleeps_each_are_closed_and_a_newcomer_i
         let mut rest = Vec::new();
         let _ = std::io::Read::read_to_end(a, &mut rest);
     }
-    let t = Instant::now();
-    let mut newcomer = connect_from("127.0.0.2", server.addr);
-    newcomer.write_all(b"echo hi\n").unwrap();
-    assert_eq!(read_frame(&mut newcomer), b"hi\n");
-    let waited = t.elapsed();
+    let waited = newcomer_answered(server.addr);
     eprintln!("newcomer answered {waited:?} after 8 x 1,000 `sleep 9`");
     // At worst a command each attacker got running before its close: one
     // `--timeout-ms` (2 s). Before the bound: "busy" for ~33 minutes.
@@ -56,11 +61,7 @@ fn a_newcomer_waits_one_turn_behind_eight_busy_connections_never_busy() {
         h.write_all("sleep 9\n".repeat(8).as_bytes()).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200)); // all eight slots taken
-    let t = Instant::now();
-    let mut newcomer = connect_from("127.0.0.2", server.addr);
-    newcomer.write_all(b"echo hi\n").unwrap();
-    assert_eq!(read_frame(&mut newcomer), b"hi\n");
-    let waited = t.elapsed();
+    let waited = newcomer_answered(server.addr);
     eprintln!("newcomer behind 8 x 8 queued `sleep 9` (1 s each): answered in {waited:?}");
     // One turn: the running commands end at their 1 s timeout.
     assert!(waited < Duration::from_millis(2500), "{waited:?}");

@@ -14,6 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use upload_support::*;
 
+/// No limit but the workers': no per-address cap, no registration limit.
+const NO_LIMITS: [&str; 6] = [
+    "--registrations-per-hour",
+    "100000",
+    "--max-users",
+    "100000",
+    "--max-per-ip",
+    "100000",
+];
+
 fn creds(cmd: &str, user: &str, pw: &str) -> String {
     serde_json::json!({"cmd": cmd, "username": user, "password": pw}).to_string()
 }
@@ -21,16 +31,7 @@ fn creds(cmd: &str, user: &str, pw: &str) -> String {
 #[test]
 fn clients_that_leave_mid_hash_never_run_more_hashes_than_the_workers() {
     let dir = temp();
-    // No limit but the workers': no per-address cap, no registration limit.
-    let lots = [
-        "--registrations-per-hour",
-        "100000",
-        "--max-users",
-        "100000",
-        "--max-per-ip",
-        "100000",
-    ];
-    let server = start(&dir.path().join("root"), &lots);
+    let server = start(&dir.path().join("root"), &NO_LIMITS);
     let pid = server.child.id();
     let base = proc_status(pid, "Threads");
     let stop = AtomicBool::new(false);
@@ -136,13 +137,7 @@ fn password_guessing_backs_off_per_user_and_address_and_a_right_login_still_gets
 #[test]
 fn a_right_login_is_served_in_turn_beside_eight_connections_flooding_hashes() {
     let dir = temp();
-    let lots = [
-        "--registrations-per-hour",
-        "100000",
-        "--max-users",
-        "100000",
-    ];
-    let server = start(&dir.path().join("root"), &lots);
+    let server = start(&dir.path().join("root"), &NO_LIMITS);
     Raw::on(connect_from("127.0.0.3", server.addr)).login("alice", true);
     let stop = AtomicBool::new(false);
     let mut waits = Vec::new();

@@ -123,7 +123,8 @@ impl Chat {
             ctx.send_parts_to(id, &parts);
         }
         self.speakers.clear();
-        (self.round.clear(), self.said.clear());
+        self.round.clear();
+        self.said.clear();
         self.waiting.drain(..).for_each(|id| ctx.resume_reading(id));
     }
 }
@@ -135,8 +136,8 @@ fn others<'a>(
     said: &[(ConnId, usize, usize)],
     id: ConnId,
 ) -> (Vec<&'a [u8]>, usize) {
-    let (mut parts, mut count, mut open): (Vec<&[u8]>, usize, Option<(usize, usize)>) =
-        (Vec::new(), 0, None);
+    let (mut parts, mut count) = (Vec::new(), 0);
+    let mut open: Option<(usize, usize)> = None; // a run of others' messages
     for &(from, a, b) in said {
         if from == id {
             parts.extend(open.take().map(|(a, b)| &round[a..b]));
