@@ -22,7 +22,7 @@
 //! Try it:
 //! ```text
 //! cargo run --example file_transfer -- --file Cargo.toml      # 127.0.0.1:5566
-//! cargo run --example file_transfer_client -- --out /tmp       # saves /tmp/Cargo.toml
+//! cargo run --example file_transfer_client -- --out /tmp       # saves /tmp/Cargo.toml (once: --force to overwrite)
 //! ```
 
 use base64::{Engine, engine::general_purpose::STANDARD};
