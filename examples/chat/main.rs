@@ -113,10 +113,21 @@ impl Handler for Chat {
         Action::Continue
     }
 
+    /// The round goes out at the end of the iteration, or (in a large room,
+    /// where one flush is a send per member) once its gap since the last.
     fn on_tick(&mut self, ctx: &mut Ctx<'_>, _: &Tick) {
-        if !self.said.is_empty() {
-            self.flush(ctx);
+        if self.said.is_empty() || self.flush_due.is_some() {
+            return;
         }
+        match self.flush_gap().checked_sub(self.flushed.elapsed()) {
+            Some(wait) if !wait.is_zero() => self.flush_due = Some(ctx.set_timer(wait, 0)),
+            _ => self.flush(ctx),
+        }
+    }
+
+    fn on_loop_timer(&mut self, ctx: &mut Ctx<'_>, _: u64) {
+        self.flush_due = None;
+        self.flush(ctx);
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_>, _: Lines, reason: CloseReason) {

@@ -2,7 +2,7 @@
 //! iteration, and sending that to everyone once per iteration.
 
 use crate::Args;
-use ioplex::{ConnId, Ctx};
+use ioplex::{ConnId, Ctx, TimerId};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ pub struct Chat {
     pub speakers: HashSet<ConnId>,
     /// Senders that found the round full: read again after the next flush.
     pub waiting: Vec<ConnId>,
+    /// When the last round went out, and the timer for the next, if set.
+    pub flushed: Instant,
+    pub flush_due: Option<TimerId>,
 }
 
 impl Member {
@@ -61,7 +64,16 @@ impl Chat {
             said,
             speakers,
             waiting,
+            flushed: Instant::now(),
+            flush_due: None,
         }
+    }
+
+    /// How long rounds are gathered at least: 2 µs per member (a flush costs
+    /// a send to each), so a room of thousands talking flushes less often
+    /// than every iteration; at most 25 ms.
+    pub fn flush_gap(&self) -> Duration {
+        Duration::from_micros(2 * self.members.len() as u64).min(Duration::from_millis(25))
     }
 
     /// The room said enough this iteration: senders wait for the next.
@@ -101,9 +113,13 @@ impl Chat {
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         for (&id, m) in self.members.iter_mut() {
             let since = std::mem::take(&mut m.before);
-            let (parts, count) = match since == 0 && !self.speakers.contains(&id) {
-                true => (vec![&self.round[..]], self.said.len()), // most members: all of it
-                false => others(&self.round, &self.said[since..], id),
+            let whole = [&self.round[..]];
+            let mine;
+            let (parts, count): (&[&[u8]], usize) = if since == 0 && !self.speakers.contains(&id) {
+                (&whole, self.said.len()) // most members: all of it, one slice
+            } else {
+                mine = others(&self.round, &self.said[since..], id);
+                (&mine.0, mine.1)
             };
             if count == 0 {
                 continue;
@@ -120,11 +136,12 @@ impl Chat {
                 let notice = format!("* {} messages dropped\n", std::mem::take(&mut m.dropped));
                 ctx.send_to(id, notice.as_bytes());
             }
-            ctx.send_parts_to(id, &parts);
+            ctx.send_parts_to(id, parts);
         }
         self.speakers.clear();
         self.round.clear();
         self.said.clear();
+        self.flushed = Instant::now();
         self.waiting.drain(..).for_each(|id| ctx.resume_reading(id));
     }
 }

@@ -74,6 +74,10 @@ impl Files {
                 p.size, self.max_size
             ));
         }
+        for d in DIRS {
+            // A user registered before `partial/` and `resume/` existed.
+            std::fs::create_dir_all(self.root.join(user).join(d)).map_err(|e| e.to_string())?;
+        }
         self.check_quota(user, p)?;
         let (file, have) = open(&self.root.join(user), p)?;
         self.busy.insert(key.clone(), p.size);

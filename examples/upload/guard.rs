@@ -7,7 +7,8 @@
 //! of that user *or* that address. A check that is still running counts as
 //! a failure until it is known, so eight connections at once gain no more
 //! tries than one. A success clears the user's count, not the address's.
-//! Entries are forgotten 15 minutes after their last failure.
+//! Entries are forgotten 15 minutes after their last failure (sooner, past
+//! 4,096 of them, unless backed off: a flood of names stays bounded).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +20,8 @@ const FIRST: Duration = Duration::from_secs(1);
 const LONGEST: Duration = Duration::from_secs(30);
 const FORGET: Duration = Duration::from_secs(15 * 60);
 const WINDOW: Duration = Duration::from_secs(3600);
+/// Entries past which the expired are dropped (then all but the backed-off).
+const KEEP: usize = 4096;
 
 /// Failures (and checks under way) of one user or address.
 #[derive(Clone, Copy)]
@@ -48,9 +51,13 @@ impl<K: Hash + Eq + Clone> Tally<K> {
         self.0.get(k).map_or(Duration::ZERO, |s| s.wait(now))
     }
     fn entry(&mut self, k: &K, now: Instant) -> &mut Strikes {
-        if self.0.len() >= 4096 && !self.0.contains_key(k) {
+        if self.0.len() >= KEEP && !self.0.contains_key(k) {
             self.0
                 .retain(|_, s| s.running > 0 || now.duration_since(s.last) < FORGET);
+            if self.0.len() >= KEEP {
+                // A flood of names or addresses: keep what still matters.
+                self.0.retain(|_, s| s.running > 0 || s.fails >= FREE);
+            }
         }
         let fresh = Strikes {
             fails: 0,
@@ -143,7 +150,7 @@ impl Guard {
                 self.max_users
             ));
         }
-        if self.registered.len() >= 4096 {
+        if self.registered.len() >= KEEP {
             self.registered
                 .retain(|_, (t, _)| now.duration_since(*t) < WINDOW);
         }
