@@ -10,6 +10,9 @@
 //!   `/etc/x` writes anywhere. Here the name must be a plain file name.
 //! - **No size limit** on what is read; here `--max-bytes` (default 128 MiB).
 //! - **`in_data += data`** copies the whole buffer per chunk; here it grows.
+//! - **`open(..., 'wb')` overwrote** a file of that name silently; here an
+//!   existing file is an error unless `--force` is given.
+//! - A server that turns the client away says why (`{"error": ...}`): printed.
 //!
 //! Try it:
 //! ```text
@@ -19,11 +22,12 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::Parser;
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The notes' file transfer client: saves the file the server sends.
 #[derive(Parser)]
 struct Args {
     /// The server (the notes: 192.168.1.2:5566).
@@ -35,6 +39,9 @@ struct Args {
     /// Largest document accepted, in bytes.
     #[arg(long, default_value_t = 128 << 20)]
     max_bytes: u64,
+    /// Overwrite a file of the same name in `--out`.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The name and contents the document carries, or what is wrong with it.
@@ -46,6 +53,9 @@ fn decode(doc: &[u8]) -> Result<(String, Vec<u8>), String> {
             .and_then(|x| x.as_str())
             .ok_or(format!("malformed JSON header: no string field {k:?}"))
     };
+    if let Some(why) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(format!("the server refused: {why}"));
+    }
     let name = field("filename")?;
     let bad = name.is_empty() || name == "." || name == "..";
     if bad || name.contains(['/', '\\', '\0']) {
@@ -71,7 +81,19 @@ fn run(args: &Args) -> Result<String, String> {
     }
     let (name, data) = decode(&doc)?;
     let path = args.out.join(&name);
-    std::fs::write(&path, &data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut open = std::fs::OpenOptions::new();
+    match args.force {
+        true => open.write(true).create(true).truncate(true),
+        false => open.write(true).create_new(true),
+    };
+    let mut file = open.open(&path).map_err(|e| match e.kind() {
+        ErrorKind::AlreadyExists => {
+            format!("{} exists: not overwritten (--force to)", path.display())
+        }
+        _ => format!("{}: {e}", path.display()),
+    })?;
+    file.write_all(&data)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(format!("saved {} ({} bytes)", path.display(), data.len()))
 }
 

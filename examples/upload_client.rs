@@ -9,6 +9,9 @@
 //!   one line.
 //! - **A resume offset is trusted blindly** (`f.seek(int(reply))`); here an
 //!   offset beyond the local file is a clear error, and nothing is sent.
+//! - **Resume by size alone**: here the `put` names the file's BLAKE2b hash,
+//!   so the server resumes only a partial file of this very file, and checks
+//!   the whole file against it before it answers `ok SIZE`.
 //! - **Silent end**: here the server's `ok SIZE` confirms the upload.
 //! - `--stop-after N` stops sending after N bytes of the file (exit code 3),
 //!   to show resuming: run again without it and the upload continues.
@@ -16,9 +19,13 @@
 //! Try it:
 //! ```text
 //! cargo run --example upload -- --root /tmp/uploads &
-//! cargo run --example upload_client -- --user alice --password s3cret --register Cargo.lock
-//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice Cargo.lock  # whole
+//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice --register Cargo.lock
+//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice --stop-after 1000 Cargo.lock
+//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice Cargo.lock  # resumes
 //! ```
+
+#[path = "upload/hash.rs"]
+mod hash;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,14 +35,16 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The notes' FTP-style upload client: (register,) log in, upload one file, resuming.
 #[derive(Parser)]
 struct Args {
     /// The upload server.
     #[arg(long, default_value = "127.0.0.1:9090")]
     addr: String,
+    /// User name: 1 to 32 of A-Z a-z 0-9 _ -.
     #[arg(long)]
     user: String,
-    /// Better from the environment: a flag is visible to every user in `ps`.
+    /// The password; better from the environment: a flag is visible to every user in `ps`.
     #[arg(long, env = "UPLOAD_PASSWORD", hide_env_values = true)]
     password: String,
     /// Register the user first.
@@ -58,7 +67,11 @@ impl Session {
         let mut line = String::new();
         match self.lines.read_line(&mut line) {
             Ok(0) => Err("server closed the connection".into()),
-            Ok(_) => Ok(line.trim_end_matches('\n').to_string()),
+            // `error: ` is the server's; ours is added once, in `main`.
+            Ok(_) => Ok(line
+                .trim_end_matches('\n')
+                .trim_start_matches("error: ")
+                .into()),
             Err(e) => Err(format!("receive: {e}")),
         }
     }
@@ -93,14 +106,12 @@ fn run(args: &Args) -> Result<String, String> {
     let mut file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let name = args.file.file_name().unwrap_or_default().to_string_lossy();
+    let hash = hash::blake2b(&mut file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let head =
-        serde_json::json!({"cmd": "put", "filename": name, "filesize": size, "file_owner": user});
+        serde_json::json!({"cmd": "put", "filename": name, "filesize": size, "blake2b": hash});
     let offset = match s.ask(head)?.as_str() {
         "Start" => 0,
-        r if r.starts_with("error: ") => return Err(format!("put: {}", &r[7..])),
-        r => r
-            .parse::<u64>()
-            .map_err(|_| format!("put: unexpected reply {r:?}"))?,
+        r => r.parse::<u64>().map_err(|_| format!("put: {r}"))?,
     };
     if offset > size {
         return Err(format!(

@@ -109,7 +109,17 @@ fn chat_slow_reader_gets_a_bounded_backlog_and_a_drop_notice_while_the_room_goes
     const LINE: usize = 1000;
     const LINES: usize = 8_000; // 8 MB: more than the kernel buffers on loopback (~3 MB)
     const BATCH: usize = 32;
-    let server = ExampleServer::start("chat", &["--addr", "127.0.0.1:0", "--backlog", "16384"]);
+    let server = ExampleServer::start(
+        "chat",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--backlog",
+            "16384",
+            "--rate",
+            "1000000",
+        ],
+    );
     let slow = {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         s.set_recv_buffer_size(4096).unwrap();

@@ -3,92 +3,12 @@
 //! hostile input: names, sizes, resume offsets, interrupted uploads.
 
 mod common;
+mod upload_support;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn start(root: &Path, extra: &[&str]) -> ExampleServer {
-    let mut args = vec!["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    ExampleServer::start("upload", &args)
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("ioplex-upload-")
-        .tempdir()
-        .unwrap()
-}
-
-/// Bytes of every value, `n` long.
-fn data(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 + i / 977) as u8).collect()
-}
-
-/// Runs upload_client; returns (exit code, stdout, stderr).
-fn client(addr: &str, args: &[&str]) -> (i32, String, String) {
-    client_env(addr, args, &[])
-}
-
-/// The example client with extra environment variables.
-fn client_env(addr: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(example_path("upload_client"));
-    cmd.args(["--addr", addr]).args(args).stderr(Stdio::piped());
-    cmd.env_remove("UPLOAD_PASSWORD").envs(env.iter().copied());
-    let out = run_bounded(cmd, b"", LIMIT);
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
-}
-
-/// A raw session: JSON commands out, reply lines in.
-struct Raw {
-    sock: TcpStream,
-    lines: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn open(addr: std::net::SocketAddr) -> Raw {
-        let sock = connect(addr);
-        let lines = BufReader::new(sock.try_clone().unwrap());
-        let mut raw = Raw { sock, lines };
-        assert_eq!(raw.line(), "欢迎使用... ");
-        raw
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.lines.read_line(&mut l).expect("a reply line");
-        l.trim_end_matches('\n').to_string()
-    }
-    fn ask(&mut self, cmd: &str) -> String {
-        self.sock.write_all(cmd.as_bytes()).unwrap();
-        self.line()
-    }
-    fn login(&mut self, user: &str, register: bool) {
-        let creds = format!("\"username\": \"{user}\", \"password\": \"pw-{user}\"");
-        if register {
-            let r = self.ask(&format!("{{\"cmd\": \"register\", {creds}}}"));
-            assert_eq!(r, "注册成功");
-        }
-        assert_eq!(
-            self.ask(&format!("{{\"cmd\": \"check_user\", {creds}}}")),
-            "登陆成功"
-        );
-    }
-}
-
-fn put(name: &str, size: i64) -> String {
-    serde_json::json!({"cmd": "put", "filename": name, "filesize": size}).to_string()
-}
+use upload_support::*;
 
 #[test]
 fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
@@ -107,7 +27,7 @@ fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
     assert!(info.contains("\"password\":\"$argon2id$"), "{info}");
     assert!(!info.contains("n7u8"));
     // The whole file again (the password from the environment, out of
-    // `ps`): the server already holds it; nothing is sent.
+    // `ps`): a complete file is sent again and replaces the one held.
     let (code, out, _) = client_env(
         &addr,
         &["--user", "charlie", src.to_str().unwrap()],
@@ -140,7 +60,7 @@ fn register_login_and_put_store_the_file_byte_for_byte_with_a_slow_hash() {
     let (code, _, err) = client(&addr, &[&args[..], &[src.to_str().unwrap()]].concat());
     assert_eq!(
         (code, err.lines().last()),
-        (1, Some("error: register: error: user exists"))
+        (1, Some("error: register: user exists"))
     );
 }
 
@@ -159,8 +79,8 @@ fn an_interrupted_upload_keeps_its_partial_file_and_resumes_exactly() {
     );
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("stopped after 400000 bytes"), "{err}");
-    let stored = dir.path().join("root/dora/files/big.bin");
-    let len = || std::fs::metadata(&stored).map(|m| m.len()).unwrap_or(0);
+    let partial = dir.path().join("root/dora/partial/big.bin");
+    let len = || std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     assert!(
         wait_for(Duration::from_secs(5), || len() == 400_000),
         "partial is {}",
@@ -170,7 +90,9 @@ fn an_interrupted_upload_keeps_its_partial_file_and_resumes_exactly() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resuming at 400000 of 1000000 bytes"), "{err}");
     assert_eq!(out, "uploaded big.bin: 1000000 bytes\n");
+    let stored = dir.path().join("root/dora/files/big.bin");
     assert!(std::fs::read(&stored).unwrap() == data(1_000_000));
+    assert!(!partial.exists(), "the partial file was moved into files/");
 }
 
 /// The notes' client logic: JSON commands, then `Start` or an offset, then
@@ -232,21 +154,24 @@ fn bad_names_sizes_offsets_and_put_before_login_are_refused_before_writing() {
         s.ask(&put("neg.bin", -5)),
         "error: filesize must be a non-negative integer"
     );
-    // A partial file larger than the declared size: a clear error, no append.
-    let files = root.join("frank/files");
-    std::fs::write(files.join("part.bin"), data(500)).unwrap();
-    let r = s.ask(&put("part.bin", 100));
+    // A partial file larger than the size its record names: a clear
+    // error, no append.
+    let home = root.join("frank");
+    std::fs::write(home.join("partial/part.bin"), data(500)).unwrap();
+    let record = r#"{"blake2b":"aa","size":100}"#;
+    std::fs::write(home.join("resume/part.bin"), record).unwrap();
+    let head = r#"{"cmd": "put", "filename": "part.bin", "filesize": 100, "blake2b": "aa"}"#;
+    let r = s.ask(head);
     assert_eq!(
         r,
         "error: resume offset 500 is beyond the declared size 100"
     );
-    assert_eq!(std::fs::read(files.join("part.bin")).unwrap(), data(500));
-    let mut names: Vec<_> = std::fs::read_dir(&files)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["part.bin"]);
+    assert_eq!(
+        std::fs::read(home.join("partial/part.bin")).unwrap(),
+        data(500)
+    );
+    let files = home.join("files");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 0);
     assert!(!dir.path().join("x").exists() && !root.join("x").exists());
     // Still serving this client after all that.
     assert_eq!(s.ask(&put("ok.bin", 3)), "Start");

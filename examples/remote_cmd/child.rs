@@ -1,6 +1,7 @@
 //! What `remote_cmd` may run, and running it: the allow-list, the
-//! arguments that only read, the timeout and the output cap.
+//! arguments that only read, the timeout, the output cap and its frame.
 
+use ioplex::codec::LengthPrefixed;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,15 @@ pub fn check(request: &[u8]) -> Result<Vec<String>, String> {
 
 /// Output, or the text of an `error: ...` frame.
 pub type Reply = Result<Vec<u8>, String>;
+
+/// One frame of the length codec: output is at most 64 KiB, an error a
+/// request line (at most 1 KiB) and a few words.
+pub fn frame(r: Reply) -> Vec<u8> {
+    let out = r.unwrap_or_else(|e| format!("error: {e}\n").into_bytes());
+    let frames = LengthPrefixed::new(MAX_OUTPUT as usize + 4096);
+    let head = frames.header(out.len()).expect("replies are bounded");
+    [&head[..], &out].concat()
+}
 
 /// Runs a checked command to its end or its timeout (on a worker thread); a reader
 /// takes 64 KiB, then closes the pipe: a chatty child ends, never blocks on it.

@@ -3,37 +3,49 @@
 //! `put` answers `Start` or the offset held, the client sends the rest, then `ok SIZE`.
 //!
 //! Fixed from the notes:
-//! - **md5 passwords** (fixed salt) → Argon2id, hashed on a worker thread that
-//!   hands the answer to its connection with `Handle::notify_conn`.
+//! - **md5 passwords** (fixed salt) → Argon2id on worker threads (`pool.rs`):
+//!   at most `--workers` at once, a slot freed when the hash ends (not when
+//!   its client leaves), the rest in a line fair across addresses ("busy"
+//!   handed the slots to whoever retried fastest).
+//! - **Guessing**: failures back off per user and per address (`guard.rs`),
+//!   checked before any hash; registrations are limited per address and in all.
 //! - **`file_owner` from the client** chose the directory; `filename` was joined
 //!   as is. Here: `ROOT/USER/files/` of the logged-in user; `/` `\` `..` NUL refused.
-//! - **Limits**: a size over `--max-size` is refused before writing; a partial
-//!   file larger than the declared size is an error, not a silent append.
-//! - **Sticky packets** (a command glued to file bytes): commands are parsed as
-//!   a JSON stream, the body is exactly `filesize - offset` bytes, replies end in `\n`.
-//! - **Blocking**: a thread per client; here one loop, writes of ≤ 64 KiB. A
-//!   dropped upload keeps its partial file; one upload per file at a time.
+//! - **`disk_limit`** was written and never read: here it is the user's quota,
+//!   checked (with `--max-files`) before a byte is written.
+//! - **Resume trusted the size alone**; here only a `put` naming the same size
+//!   and BLAKE2b hash resumes, the file is checked against it before it is
+//!   kept, and any other `put` reads its whole body (`files.rs`): a body is
+//!   never run as commands.
+//! - **Registration** is built aside and renamed into place: all or nothing.
+//! - **Sticky packets**: commands are parsed as a JSON stream, the body is
+//!   exactly `filesize - offset` bytes, replies end in `\n`.
+//! - **A thread per client**, kept forever: here one loop, `--max-per-ip`
+//!   connections per address, and `--idle-timeout-ms` of silence closes one.
 //!
 //! Try it:
 //! ```text
 //! cargo run --example upload -- --root /tmp/uploads          # 127.0.0.1:9090
-//! cargo run --example upload_client -- --user alice --password s3cret --register Cargo.toml
+//! UPLOAD_PASSWORD=s3cret cargo run --example upload_client -- --user alice --register Cargo.toml
 //! ```
 
 mod files;
+mod guard;
+mod hash;
+#[path = "../remote_cmd/pool.rs"]
+mod pool;
+mod session;
 mod store;
+mod work;
 
 use clap::Parser;
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, Reactor};
-use std::fs::File;
-use std::io::Write;
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
-const MAX_COMMAND: usize = 64 << 10;
-
+/// The notes' FTP-style upload server: register, log in, `put` files with resume.
 #[derive(Parser)]
-struct Args {
+pub struct Args {
     /// Address to listen on (the notes' settings file is not shown).
     #[arg(long, default_value = "127.0.0.1:9090")]
     addr: String,
@@ -43,156 +55,66 @@ struct Args {
     /// Largest file a client may declare, in bytes.
     #[arg(long, default_value_t = 1 << 30)]
     max_size: u64,
+    /// Bytes each new user may store (its `disk_limit`).
+    #[arg(long, default_value_t = 1 << 30)]
+    quota: u64,
+    /// Files (complete or partial) each user may hold.
+    #[arg(long, default_value_t = 1000)]
+    max_files: usize,
+    /// Users the server holds; past it registration is closed.
+    #[arg(long, default_value_t = 1000)]
+    max_users: usize,
+    /// Registrations one address may make per hour.
+    #[arg(long, default_value_t = 5)]
+    registrations_per_hour: u32,
+    /// Password hashes and file checks running at once (each Argon2 hash takes 19 MiB).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Connections one peer address may hold.
+    #[arg(long, default_value_t = 8)]
+    max_per_ip: usize,
+    /// Close a client that sends nothing for this many milliseconds.
+    #[arg(long, default_value_t = 120_000)]
+    idle_timeout_ms: u64,
 }
 
-struct Upload {
-    files: files::Files,
-    auth: store::Auth,
+fn serve(args: Args) -> std::io::Result<()> {
+    let files = files::Files::new(&args.root, args.max_size, args.max_files)?;
+    store::clean(&files.root);
+    let users = std::fs::read_dir(&files.root)?
+        .flatten()
+        .filter(|e| store::valid_user(&e.file_name().to_string_lossy()))
+        .count();
+    let guard = guard::Guard::new(users, args.max_users, args.registrations_per_hour);
+    let config = ioplex::Config {
+        idle_timeout: Some(Duration::from_millis(args.idle_timeout_ms)),
+        max_connections_per_ip: Some(args.max_per_ip),
+        busy_message: b"error: too many connections, from your address or in all\n".to_vec(),
+        ..Default::default()
+    };
+    let mut reactor = ioplex::Reactor::new(config)?;
+    let pool = pool::Pool::new(args.workers, reactor.handle());
+    let addr = reactor.listen(&args.addr)?;
+    println!("listening on {addr}");
+    let (conns, waits, quota) = (HashMap::new(), HashMap::new(), args.quota);
+    reactor.run(&mut session::Upload {
+        files,
+        guard,
+        pool,
+        quota,
+        conns,
+        waits,
+    })
 }
 
-#[derive(Default)]
-struct Conn {
-    buf: Vec<u8>,
-    user: Option<String>,
-    hashing: bool, // waiting for a password check (its worker will notify)
-    body: Option<(File, u64, u64, files::Key)>, // file, bytes due, size, key
-}
-
-fn reply(ctx: &mut Ctx<'_>, line: &str) {
-    ctx.send_parts(&[line.as_bytes(), b"\n"]);
-}
-
-impl Upload {
-    /// Handles input: file bytes while a body is due, else commands.
-    fn feed(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, mut data: &[u8]) {
-        if let Some((file, left, _, key)) = &mut c.body {
-            let n = data.len().min(*left as usize);
-            if let Err(e) = file.write_all(&data[..n]) {
-                log::warn!("{}: write {}: {e}", ctx.id(), key.1);
-                reply(ctx, &format!("error: write failed: {e}"));
-                return ctx.close(ctx.id());
-            }
-            (*left, data) = (*left - n as u64, &data[n..]);
-            self.complete(ctx, c);
-        }
-        c.buf.extend_from_slice(data);
-        while c.body.is_none() && !c.hashing {
-            let mut stream = serde_json::Deserializer::from_slice(&c.buf).into_iter();
-            match stream.next() {
-                None => return c.buf.clear(), // only whitespace
-                Some(Ok(cmd)) => {
-                    c.buf.drain(..stream.byte_offset());
-                    self.command(ctx, c, cmd);
-                }
-                Some(Err(e)) if e.is_eof() && c.buf.len() <= MAX_COMMAND => return,
-                Some(Err(e)) => {
-                    reply(ctx, &format!("error: malformed command: {e}"));
-                    return ctx.close(ctx.id());
-                }
-            }
-        }
-        if c.body.is_some() && !c.buf.is_empty() {
-            let rest = std::mem::take(&mut c.buf); // file bytes glued to `put`
-            self.feed(ctx, c, &rest);
-        } else if c.buf.len() > MAX_COMMAND {
-            reply(ctx, "error: too much input while busy");
-            ctx.close(ctx.id());
-        }
-    }
-
-    /// Answers `ok SIZE` once the whole file is held.
-    fn complete(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn) {
-        if let Some((_, 0, size, key)) = &c.body {
-            log::info!("{}: {}/{} complete, {size} bytes", ctx.id(), key.0, key.1);
-            reply(ctx, &format!("ok {size}"));
-            self.files.done(key);
-            c.body = None;
-        }
-    }
-
-    fn command(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, cmd: serde_json::Value) {
-        let s = |k: &str| cmd[k].as_str().unwrap_or("").to_string();
-        match cmd["cmd"].as_str() {
-            Some(op @ ("register" | "check_user")) => {
-                let (user, pw, login) = (s("username"), s("password"), op == "check_user");
-                if self.auth.start(ctx.id(), &self.files.root, login, user, pw) {
-                    c.hashing = true;
-                } else {
-                    reply(ctx, &format!("error: server busy, {op} again later"));
-                }
-            }
-            Some("put") => match self.put(c, &s("filename"), cmd["filesize"].as_u64()) {
-                Ok(0) => reply(ctx, "Start"),
-                Ok(have) => reply(ctx, &have.to_string()),
-                Err(e) => reply(ctx, &format!("error: {e}")),
-            },
-            _ => reply(ctx, "Invalid command..."),
-        }
-        self.complete(ctx, c); // a file that was already whole
-    }
-
-    /// Checks a `put` and opens its file; returns the bytes already held.
-    fn put(&mut self, c: &mut Conn, name: &str, size: Option<u64>) -> Result<u64, String> {
-        let user = c.user.as_deref().ok_or("log in first")?;
-        let size = size.ok_or("filesize must be a non-negative integer")?;
-        let (file, have, key) = self.files.put(user, name, size)?;
-        c.body = Some((file, size - have, size, key));
-        Ok(have)
-    }
-}
-
-impl Handler for Upload {
-    type Conn = Conn;
-
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
-        log::info!("{}: {peer} connected", ctx.id());
-        reply(ctx, "欢迎使用... ");
-        Conn::default()
-    }
-
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8]) -> Action {
-        self.feed(ctx, c, data);
-        Action::Continue
-    }
-
-    /// A worker finished this connection's password check.
-    fn on_conn_notify(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, _: u64) -> Action {
-        let Some((line, user)) = self.auth.take(ctx.id()) else {
-            return Action::Continue;
-        };
-        c.hashing = false;
-        c.user = user.or(c.user.take());
-        reply(ctx, &line);
-        self.feed(ctx, c, &[]); // commands that arrived meanwhile
-        Action::Continue
-    }
-
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, c: Conn, reason: CloseReason) {
-        let id = ctx.id();
-        if let Some((_, left, size, key)) = c.body {
-            let (name, kept) = (&key.1, size - left);
-            log::warn!("{id}: {name} interrupted, {kept} of {size} bytes kept");
-            self.files.done(&key);
-        }
-        if c.hashing {
-            self.auth.forget(id);
-        }
-        log::info!("{id}: closed ({reason:?})");
-    }
-}
-
-fn main() -> std::io::Result<()> {
+fn main() {
     simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
         .env()
         .init()
         .expect("logger");
-    let args = Args::parse();
-    let files = files::Files::new(&args.root, args.max_size)?;
-    let mut reactor = Reactor::new(Config::default())?;
-    let auth = store::Auth::new(reactor.handle());
-    let mut upload = Upload { files, auth };
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
-    reactor.run(&mut upload)
+    if let Err(e) = serve(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

@@ -1,91 +1,38 @@
-//! Users for the upload server (`main.rs`): registration and login, with
-//! the password work on worker threads, off the loop.
+//! Users for the upload server (`main.rs`): registration and login, run on
+//! worker threads (`pool.rs`), off the loop: each hashes a password.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
-use ioplex::{ConnId, Handle};
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A reply line, and the user now logged in (if any).
-pub type Reply = (String, Option<String>);
-
-/// Results not yet taken, and connections that left while waiting.
-type Shared = Arc<Mutex<(HashMap<ConnId, Reply>, HashSet<ConnId>)>>;
-
-/// Password work on worker threads: at most `MAX_JOBS` at once, results
-/// kept per connection (and dropped for connections already gone); the
-/// worker wakes the loop with `Handle::notify_conn`, which calls the
-/// handler's `on_conn_notify` for that connection.
-pub struct Auth {
-    shared: Shared,
-    running: usize,
-    handle: Handle,
+/// What a registration or a login came to.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Registered,
+    /// A registration or login refused for a reason stated to the client.
+    Refused(String),
+    /// Logged in; the user's quota (`disk_limit`) in bytes.
+    LoggedIn(u64),
+    WrongPassword,
+    NoSuchUser,
 }
 
-const MAX_JOBS: usize = 4;
-
-impl Auth {
-    /// No work yet; results are announced through `handle`.
-    pub fn new(handle: Handle) -> Auth {
-        let (shared, running) = (Shared::default(), 0);
-        Auth {
-            shared,
-            running,
-            handle,
-        }
-    }
-
-    /// Starts `check_user` (`login`) or `register`; `false` if too many run.
-    pub fn start(
-        &mut self,
-        id: ConnId,
-        root: &Path,
-        login: bool,
-        user: String,
-        pw: String,
-    ) -> bool {
-        if self.running >= MAX_JOBS {
-            return false;
-        }
-        self.running += 1;
-        let (shared, root) = (self.shared.clone(), root.to_path_buf());
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            let r = if login {
-                self::login(&root, &user, &pw)
-            } else {
-                register(&root, &user, &pw)
-            };
-            let mut g = shared.lock().unwrap();
-            if !g.1.remove(&id) {
-                g.0.insert(id, r);
-                drop(g);
-                handle.notify_conn(id, 0); // the loop calls `on_conn_notify`
-            }
-        });
-        true
-    }
-
-    /// The result for `id`, once its thread is done (it notified `id`).
-    pub fn take(&mut self, id: ConnId) -> Option<Reply> {
-        let r = self.shared.lock().unwrap().0.remove(&id);
-        self.running -= r.is_some() as usize;
-        r
-    }
-
-    /// `id` left while its job ran: drop the result whenever it comes.
-    pub fn forget(&mut self, id: ConnId) {
-        self.running -= 1;
-        let mut g = self.shared.lock().unwrap();
-        if g.0.remove(&id).is_none() {
-            g.1.insert(id);
+impl Outcome {
+    /// The reply line: the notes' words, or `error: ...`.
+    pub fn line(&self) -> String {
+        match self {
+            Outcome::Registered => "注册成功".into(),
+            Outcome::Refused(why) => format!("error: {why}"),
+            Outcome::LoggedIn(_) => "登陆成功".into(),
+            Outcome::WrongPassword => "密码错误".into(),
+            Outcome::NoSuchUser => "用户名不存在".into(),
         }
     }
 }
 
-/// A user name: 1 to 32 of `A-Z a-z 0-9 _ -` (it becomes a directory).
+/// A user name: 1 to 32 of `A-Z a-z 0-9 _ -` (it becomes a directory, and
+/// can never start with the `.` of a registration under way).
 pub fn valid_user(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name
@@ -93,51 +40,81 @@ pub fn valid_user(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `register`: creates `ROOT/USER/` (atomically: a second registration of
-/// the same name fails) and its record with an Argon2id hash (salted, slow).
-/// Runs on a worker thread.
-fn register(root: &Path, user: &str, password: &str) -> Reply {
-    if !valid_user(user) || password.is_empty() || password.len() > 1024 {
-        return ("error: bad user name or password".into(), None);
-    }
-    let dir = root.join(user);
-    if std::fs::create_dir(&dir).is_err() {
-        return ("error: user exists".into(), None);
-    }
-    let hash = match Argon2::default().hash_password(password.as_bytes()) {
-        Ok(h) => h.to_string(),
-        Err(e) => return (format!("error: hashing failed: {e}"), None),
-    };
-    let info = serde_json::json!({ "username": user, "password": hash, "disk_limit": 1u64 << 30 });
-    let tmp = dir.join("user_info.json.tmp");
-    let written = std::fs::create_dir(crate::files::dir(root, user))
-        .and_then(|_| std::fs::write(&tmp, info.to_string()))
-        .and_then(|_| std::fs::rename(&tmp, dir.join("user_info.json")));
-    match written {
-        Ok(()) => ("注册成功".into(), None),
-        Err(e) => (format!("error: cannot store user: {e}"), None),
+/// Where a registration is built before it is renamed into place.
+const BUILDING: &str = ".register-";
+
+/// Removes what registrations cut short (a crash) left behind; at start.
+pub fn clean(root: &Path) {
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(BUILDING) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
-/// `check_user`: the notes' three answers. Runs on a worker thread.
-fn login(root: &Path, user: &str, password: &str) -> Reply {
+/// `register`: builds `ROOT/.register-USER-N/` (the user's folders and a
+/// record with an Argon2id hash, salted and slow), then renames it to
+/// `ROOT/USER` in one step. All or nothing: on any failure (ENOSPC, …) the
+/// folder is removed and the name stays free; when two register one name
+/// at once, the second rename fails and that one is told the user exists.
+pub fn register(root: &Path, user: &str, password: &str, quota: u64) -> Outcome {
+    if !valid_user(user) || password.is_empty() || password.len() > 1024 {
+        return Outcome::Refused("bad user name or password".into());
+    }
+    let home = root.join(user);
+    if home.exists() {
+        return Outcome::Refused("user exists".into());
+    }
+    let hash = match Argon2::default().hash_password(password.as_bytes()) {
+        Ok(h) => h.to_string(),
+        Err(e) => return Outcome::Refused(format!("hashing failed: {e}")),
+    };
+    let info = serde_json::json!({ "username": user, "password": hash, "disk_limit": quota });
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let tmp = root.join(format!(
+        "{BUILDING}{user}-{}",
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let built = std::fs::create_dir(&tmp)
+        .and_then(|_| {
+            crate::files::DIRS
+                .iter()
+                .try_for_each(|d| std::fs::create_dir(tmp.join(d)))
+        })
+        .and_then(|_| std::fs::write(tmp.join("user_info.json"), info.to_string()))
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all());
+    let placed = built.and_then(|_| std::fs::rename(&tmp, &home));
+    match placed {
+        Ok(()) => Outcome::Registered,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if home.exists() {
+                return Outcome::Refused("user exists".into()); // registered meanwhile
+            }
+            Outcome::Refused(format!("cannot store user: {e}"))
+        }
+    }
+}
+
+/// `check_user`: the notes' three answers.
+pub fn login(root: &Path, user: &str, password: &str) -> Outcome {
     let record = valid_user(user)
         .then(|| std::fs::read(root.join(user).join("user_info.json")).ok())
         .flatten()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let Some(hash) = record.as_ref().and_then(|r| r["password"].as_str()) else {
-        return ("用户名不存在".into(), None);
+    let Some(r) = record else {
+        return Outcome::NoSuchUser;
     };
-    let ok = PasswordHash::new(hash)
-        .map(|h| {
+    let ok = r["password"]
+        .as_str()
+        .and_then(|h| PasswordHash::new(h).ok())
+        .is_some_and(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
-        })
-        .unwrap_or(false);
-    if ok {
-        ("登陆成功".into(), Some(user.to_string()))
-    } else {
-        ("密码错误".into(), None)
+        });
+    match r["disk_limit"].as_u64() {
+        Some(quota) if ok => Outcome::LoggedIn(quota),
+        _ => Outcome::WrongPassword,
     }
 }
