@@ -69,6 +69,16 @@ pub struct Config {
     pub max_wait: Option<Duration>,
     /// Set `TCP_NODELAY` on accepted sockets (Nagle plus split writes stalls 40 ms).
     pub nodelay: bool,
+    /// [`Backend::Uring`]: entries of the submission queue (the completion
+    /// queue has twice as many; a full one is not lost, the kernel keeps the rest).
+    pub uring_entries: u32,
+    /// [`Backend::Uring`]: buffers in the provided buffer ring the kernel
+    /// receives into (rounded up to a power of two); one per receive in
+    /// flight that has data, given back when the handler returns.
+    pub uring_buffers: usize,
+    /// [`Backend::Uring`]: bytes of each of those buffers: the most one
+    /// receive hands to `on_data`.
+    pub uring_buffer_size: usize,
 }
 
 impl Default for Config {
@@ -91,6 +101,9 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             max_wait: None,
             nodelay: true,
+            uring_entries: 4096,
+            uring_buffers: 1024,
+            uring_buffer_size: 16 << 10,
         }
     }
 }

@@ -79,6 +79,14 @@ counters! {
     datagrams_in,
     /// UDP datagrams larger than the read buffer, dropped and reported.
     datagrams_truncated,
+    /// `io_uring_enter` calls (the completion backend's only system call per iteration).
+    uring_enters,
+    /// Operations submitted to the ring.
+    uring_submissions,
+    /// Completions reaped from the ring.
+    uring_completions,
+    /// Receives that found the provided buffer ring empty (`ENOBUFS`), re-armed.
+    uring_nobufs,
 }
 
 /// Adds `n` to a counter that only one thread writes.

@@ -87,9 +87,17 @@ impl<T: Clone> Selector<T> {
     }
 
     /// A selector on a chosen backend.
+    /// [`Backend::Uring`] reports completions, not readiness: it is refused.
     pub fn with_backend(backend: Backend) -> io::Result<Selector<T>> {
+        if backend == Backend::Uring {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "Selector is readiness only (Python's selectors): the uring backend reports completions",
+            ));
+        }
+        let (cfg, metrics) = (crate::Config::default(), std::sync::Arc::default());
         Ok(Selector {
-            poller: Poller::new(backend)?,
+            poller: Poller::new(backend, &cfg, &metrics)?,
             slots: Slab::new(),
             by_fd: HashMap::new(),
             generations: Generations::default(),
@@ -126,7 +134,10 @@ impl<T: Clone> Selector<T> {
             generation,
         });
         let token = ConnId::new(0, slot, generation).token();
-        if let Err(e) = self.poller.register(fd, token, events) {
+        if let Err(e) = self
+            .poller
+            .register(fd, token, events, crate::backend::Source::Other)
+        {
             self.slots.remove(slot);
             return Err(e);
         }
@@ -192,7 +203,9 @@ impl<T: Clone> Selector<T> {
             return None;
         }
         let mut mask = Interest::NONE;
-        let r = ev.ready;
+        let crate::backend::What::Ready(r) = ev.what else {
+            return None;
+        };
         if r.readable() || r.read_closed() || r.error() {
             mask = mask | Interest::READABLE;
         }
@@ -240,7 +253,7 @@ mod tests {
         sel.register(&b, Interest::READABLE, 'b').unwrap();
         let stale = Event {
             token: old,
-            ready: Ready::READABLE,
+            what: crate::backend::What::Ready(Ready::READABLE),
         };
         assert!(
             sel.resolve(&stale).is_none(),
@@ -248,7 +261,7 @@ mod tests {
         );
         let fresh = Event {
             token: ConnId::new(0, 0, sel.slots[0].generation).token(),
-            ready: Ready::READABLE,
+            what: crate::backend::What::Ready(Ready::READABLE),
         };
         assert_eq!(sel.resolve(&fresh).unwrap().0.data, 'b');
     }

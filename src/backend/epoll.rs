@@ -3,7 +3,7 @@
 //! This is the backend to study trigger modes with; the default loop uses
 //! mio, which is epoll in edge mode underneath.
 
-use super::{Driver, Event, Interest, Ready, Trigger, Waker};
+use super::{Driver, Event, Interest, Ready, Source, Trigger, Waker, What};
 use crate::sys::{cvt, timeout_ms};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -48,6 +48,7 @@ impl EpollPoller {
                 Trigger::Level => 0,
                 Trigger::Edge => libc::EPOLLET as u32,
                 Trigger::Oneshot => libc::EPOLLONESHOT as u32,
+                Trigger::Completion => 0, // not a mode of epoll: Backend::Epoll never has it
             };
         }
         let mut ev = libc::epoll_event {
@@ -64,7 +65,7 @@ impl Driver for EpollPoller {
         self.trigger
     }
 
-    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest, _: Source) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, i, self.trigger)
     }
 
@@ -101,11 +102,13 @@ impl Driver for EpollPoller {
             let closed = has(libc::EPOLLHUP) || has(libc::EPOLLRDHUP);
             out.push(Event {
                 token: ev.u64,
-                ready: Ready::default()
-                    .with(Ready::READABLE, has(libc::EPOLLIN) || closed)
-                    .with(Ready::WRITABLE, has(libc::EPOLLOUT))
-                    .with(Ready::READ_CLOSED, closed)
-                    .with(Ready::ERROR, has(libc::EPOLLERR)),
+                what: What::Ready(
+                    Ready::default()
+                        .with(Ready::READABLE, has(libc::EPOLLIN) || closed)
+                        .with(Ready::WRITABLE, has(libc::EPOLLOUT))
+                        .with(Ready::READ_CLOSED, closed)
+                        .with(Ready::ERROR, has(libc::EPOLLERR)),
+                ),
             });
         }
         Ok(())

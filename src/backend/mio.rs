@@ -1,6 +1,6 @@
 //! The default backend: `mio` (epoll on Linux), always edge-triggered.
 
-use super::{Driver, Event, Interest, Ready, Trigger, Waker};
+use super::{Driver, Event, Interest, Ready, Source, Trigger, Waker, What};
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 use std::io;
@@ -39,7 +39,7 @@ impl Driver for MioPoller {
         Trigger::Edge
     }
 
-    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest, _: Source) -> io::Result<()> {
         self.poll
             .registry()
             .register(&mut SourceFd(&fd), Token(token as usize), mio_interest(i)?)
@@ -61,11 +61,13 @@ impl Driver for MioPoller {
         out.extend(self.events.iter().map(|e| {
             Event {
                 token: e.token().0 as u64,
-                ready: Ready::default()
-                    .with(Ready::READABLE, e.is_readable())
-                    .with(Ready::WRITABLE, e.is_writable())
-                    .with(Ready::READ_CLOSED, e.is_read_closed())
-                    .with(Ready::ERROR, e.is_error()),
+                what: What::Ready(
+                    Ready::default()
+                        .with(Ready::READABLE, e.is_readable())
+                        .with(Ready::WRITABLE, e.is_writable())
+                        .with(Ready::READ_CLOSED, e.is_read_closed())
+                        .with(Ready::ERROR, e.is_error()),
+                ),
             }
         }));
         Ok(())

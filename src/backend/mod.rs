@@ -1,4 +1,6 @@
-//! Backends: turning "fd + interest + token" into readiness events.
+//! Backends: turning "fd + interest + token" into events — readiness
+//! (select, poll, epoll, mio: the loop then does the I/O) or completions
+//! (io_uring: the backend did it).
 //!
 //! Each backend is one file implementing one trait, [`Driver`]; the
 //! backend is chosen in one place, [`Poller::new`], from a [`Backend`]
@@ -10,6 +12,7 @@
 //! | [`Backend::Epoll`] | level, edge, oneshot | none |
 //! | [`Backend::Poll`] | level | none (cost grows with the fds watched) |
 //! | [`Backend::Select`] | level | fds below `FD_SETSIZE` (1024) |
+//! | [`Backend::Uring`] | completion | Linux io_uring; refused with the cause where the kernel refuses it |
 //!
 //! A combination a backend cannot do is an [`io::ErrorKind::Unsupported`]
 //! error from [`Backend::parse`], never a silent fallback; the variants that
@@ -19,6 +22,7 @@ mod epoll;
 mod mio;
 mod poll;
 mod select;
+mod uring;
 
 use crate::sys::EventFd;
 use std::fmt;
@@ -42,6 +46,13 @@ pub enum Backend {
     /// `select(2)` through `libc`, level-triggered: fd bitmaps scanned whole
     /// on every wait. Registering an fd ≥ `FD_SETSIZE` (1024) is an error.
     Select,
+    /// `io_uring(7)`, a completion backend: receives, sends and accepts are
+    /// submitted to a ring shared with the kernel and reaped from another,
+    /// one `io_uring_enter` per loop iteration for all of them. Where the
+    /// kernel refuses io_uring (ENOSYS, a seccomp policy's EPERM,
+    /// `kernel.io_uring_disabled`), [`Reactor::new`](crate::Reactor::new)
+    /// fails with the cause.
+    Uring,
 }
 
 /// How the kernel reports readiness.
@@ -53,6 +64,9 @@ pub enum Trigger {
     Edge,
     /// Reported once, then disarmed until re-registered (`EPOLLONESHOT`).
     Oneshot,
+    /// Not readiness at all: the backend reports operations it finished
+    /// (io_uring).
+    Completion,
 }
 
 impl Backend {
@@ -62,12 +76,14 @@ impl Backend {
             Backend::Mio => Trigger::Edge,
             Backend::Epoll(t) => t,
             Backend::Poll | Backend::Select => Trigger::Level,
+            Backend::Uring => Trigger::Completion,
         }
     }
 
     /// Parses the names used by the examples' `--backend` / `--trigger` flags:
     /// `mio` (edge), `epoll` with `level`, `edge` or `oneshot`, `poll` and
-    /// `select` (level). A trigger the backend cannot do is `Unsupported`.
+    /// `select` (level), `uring` (completion). A trigger the backend cannot
+    /// do is `Unsupported`.
     ///
     /// ```
     /// use ioplex::{Backend, Trigger};
@@ -100,8 +116,12 @@ impl Backend {
             (name @ ("poll" | "select"), Some(t)) => Err(unsupported(format!(
                 "the {name} backend is level-triggered only, not {t:?}"
             ))),
+            ("uring", None) => Ok(Backend::Uring),
+            ("uring", Some(t)) => Err(unsupported(format!(
+                "the uring backend reports completions, not readiness: no {t:?} trigger"
+            ))),
             (other, _) => Err(unsupported(format!(
-                "unknown backend {other:?}: expected mio, epoll, poll or select"
+                "unknown backend {other:?}: expected mio, epoll, poll, select or uring"
             ))),
         }
     }
@@ -114,6 +134,7 @@ impl fmt::Display for Backend {
             Backend::Epoll(t) => write!(f, "epoll-{t:?}"),
             Backend::Poll => f.write_str("poll"),
             Backend::Select => f.write_str("select"),
+            Backend::Uring => f.write_str("uring"),
         }
     }
 }
@@ -184,12 +205,40 @@ impl fmt::Debug for Interest {
 }
 
 /// What one wait reports for one registered fd.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Event {
     /// The token the fd was registered with.
     pub(crate) token: u64,
-    /// What it is ready for.
-    pub(crate) ready: Ready,
+    /// What happened.
+    pub(crate) what: What,
+}
+
+/// What happened to a registered fd: readiness, or a finished operation.
+/// The results are as the kernel gives them: ≥ 0 success, else `-errno`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum What {
+    /// Ready for what [`Ready`] says (every readiness backend; io_uring's
+    /// poll on UDP sockets and the waker).
+    Ready(Ready),
+    /// A listener's accept finished: the new fd or an error; `more`: the
+    /// multishot accept goes on.
+    Accepted { res: i32, more: bool },
+    /// A receive finished: bytes (0: EOF) in provided buffer `buf`, or an error.
+    Received { res: i32, buf: Option<u16> },
+    /// A send finished: bytes sent, or an error.
+    Sent { res: i32 },
+}
+
+/// What kind of fd a registration is, for a completion backend, which
+/// must know what to submit for it (an accept, a receive, a poll).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A listening socket.
+    Listener,
+    /// A connected stream socket.
+    Stream,
+    /// Anything else watched for readiness (UDP sockets, the waker).
+    Other,
 }
 
 /// Readiness bits of one [`Event`].
@@ -244,8 +293,15 @@ pub(crate) trait Driver {
     fn keeps_table(&self) -> bool {
         false
     }
-    /// Starts watching `fd` for `interest`, reported with `token`.
-    fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    /// Starts watching `fd` for `interest`, reported with `token`; `source`
+    /// says what kind of fd it is (a completion backend submits by it).
+    fn register(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        source: Source,
+    ) -> io::Result<()>;
     /// Changes what `fd` is watched for (and its token).
     fn reregister(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
     /// Stops watching `fd`.
@@ -267,12 +323,19 @@ pub(crate) enum Poller {
     Epoll(epoll::EpollPoller),
     Poll(poll::PollPoller),
     Select(select::SelectPoller),
+    /// Boxed: the rings' bookkeeping is several hundred bytes.
+    Uring(Box<uring::UringDriver>),
 }
 
 impl Poller {
     /// The one place a backend is chosen.
-    pub(crate) fn new(backend: Backend) -> io::Result<Poller> {
+    pub(crate) fn new(
+        backend: Backend,
+        cfg: &crate::Config,
+        metrics: &Arc<crate::Metrics>,
+    ) -> io::Result<Poller> {
         Ok(match backend {
+            Backend::Uring => Poller::Uring(Box::new(uring::UringDriver::new(cfg, metrics.clone())?)),
             Backend::Mio => Poller::Mio(mio::MioPoller::new()?),
             Backend::Epoll(t) => Poller::Epoll(epoll::EpollPoller::new(t)?),
             Backend::Poll => Poller::Poll(poll::PollPoller::default()),
@@ -287,6 +350,16 @@ impl Poller {
             Poller::Epoll(p) => p,
             Poller::Poll(p) => p,
             Poller::Select(p) => p,
+            Poller::Uring(p) => &mut **p,
+        }
+    }
+
+    /// The completion backend, if this is it.
+    #[inline]
+    pub(crate) fn uring(&mut self) -> Option<&mut uring::UringDriver> {
+        match self {
+            Poller::Uring(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -304,6 +377,7 @@ impl Poller {
                 Poller::Epoll(p) => p.wait(out, timeout),
                 Poller::Poll(p) => p.wait(out, timeout),
                 Poller::Select(p) => p.wait(out, timeout),
+                Poller::Uring(p) => p.wait(out, timeout),
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -320,8 +394,14 @@ impl Poller {
         self.driver().keeps_table()
     }
 
-    pub(crate) fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.driver().register(fd, token, interest)
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        token: u64,
+        interest: Interest,
+        source: Source,
+    ) -> io::Result<()> {
+        self.driver().register(fd, token, interest, source)
     }
 
     pub(crate) fn reregister(
@@ -347,6 +427,8 @@ impl Poller {
 pub(crate) enum Waker {
     Mio(Arc<::mio::Waker>),
     Fd(Arc<EventFd>),
+    /// An eventfd the completion backend reads itself (each read resets it).
+    Ring(Arc<EventFd>),
 }
 
 impl Waker {
@@ -360,7 +442,7 @@ impl Waker {
     pub(crate) fn wake(&self) -> io::Result<()> {
         match self {
             Waker::Mio(w) => w.wake(),
-            Waker::Fd(fd) => fd.write(),
+            Waker::Fd(fd) | Waker::Ring(fd) => fd.write(),
         }
     }
 

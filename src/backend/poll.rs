@@ -6,7 +6,10 @@
 //! number of registered fds, ready or not (note 003: "poll返回后,需要轮询pollfd
 //! 来获取就绪的描述符"). Unlike `select` there is no fd limit.
 
-use super::{Driver, Event, Interest, Ready, Trigger, Waker, already_registered, not_registered};
+use super::{
+    Driver, Event, Interest, Ready, Source, Trigger, Waker, What, already_registered,
+    not_registered,
+};
 use crate::sys::{cvt, timeout_ms};
 use std::collections::HashMap;
 use std::io;
@@ -44,7 +47,7 @@ impl Driver for PollPoller {
         true
     }
 
-    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest, _: Source) -> io::Result<()> {
         if fd < 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -106,13 +109,15 @@ impl Driver for PollPoller {
             let closed = has(libc::POLLHUP) || has(libc::POLLRDHUP);
             out.push(Event {
                 token,
-                ready: Ready::default()
-                    .with(Ready::READABLE, has(libc::POLLIN) || closed)
-                    .with(Ready::WRITABLE, has(libc::POLLOUT))
-                    .with(Ready::READ_CLOSED, closed)
-                    // POLLNVAL: the fd was closed while registered; the owner's
-                    // next read fails with EBADF and it deregisters.
-                    .with(Ready::ERROR, has(libc::POLLERR) || has(libc::POLLNVAL)),
+                what: What::Ready(
+                    Ready::default()
+                        .with(Ready::READABLE, has(libc::POLLIN) || closed)
+                        .with(Ready::WRITABLE, has(libc::POLLOUT))
+                        .with(Ready::READ_CLOSED, closed)
+                        // POLLNVAL: the fd was closed while registered; the owner's
+                        // next read fails with EBADF and it deregisters.
+                        .with(Ready::ERROR, has(libc::POLLERR) || has(libc::POLLNVAL)),
+                ),
             });
         }
         Ok(())
@@ -120,7 +125,7 @@ impl Driver for PollPoller {
 
     /// Level-triggered anyway: the loop's `reset` clears the eventfd.
     fn waker(&mut self, token: u64) -> io::Result<Waker> {
-        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE))
+        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE, Source::Other))
     }
 }
 
@@ -144,7 +149,7 @@ mod tests {
         let socks: Vec<_> = (0..3).map(|_| UnixStream::pair().unwrap()).collect();
         let mut p = PollPoller::default();
         for (t, (a, _)) in socks.iter().enumerate() {
-            p.register(a.as_raw_fd(), t as u64, Interest::READABLE)
+            p.register(a.as_raw_fd(), t as u64, Interest::READABLE, Source::Other)
                 .unwrap();
         }
         p.deregister(socks[0].0.as_raw_fd()).unwrap();

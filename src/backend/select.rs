@@ -8,7 +8,10 @@
 //! memory corruption, so [`SelectPoller::register`] refuses such an fd with
 //! an error instead.
 
-use super::{Driver, Event, Interest, Ready, Trigger, Waker, already_registered, not_registered};
+use super::{
+    Driver, Event, Interest, Ready, Source, Trigger, Waker, What, already_registered,
+    not_registered,
+};
 use crate::sys::{cvt, timeout_ms};
 use std::collections::HashMap;
 use std::io;
@@ -97,7 +100,7 @@ impl Driver for SelectPoller {
         true
     }
 
-    fn register(&mut self, fd: RawFd, token: u64, i: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: u64, i: Interest, _: Source) -> io::Result<()> {
         check_fd(fd)?;
         if self.index.contains_key(&fd) {
             return Err(already_registered(fd));
@@ -171,9 +174,11 @@ impl Driver for SelectPoller {
             // "readable", and the read that follows finds out which.
             out.push(Event {
                 token: wd.token,
-                ready: Ready::default()
-                    .with(Ready::READABLE, readable && wd.interest.is_readable())
-                    .with(Ready::WRITABLE, writable && wd.interest.is_writable()),
+                what: What::Ready(
+                    Ready::default()
+                        .with(Ready::READABLE, readable && wd.interest.is_readable())
+                        .with(Ready::WRITABLE, writable && wd.interest.is_writable()),
+                ),
             });
         }
         Ok(())
@@ -181,7 +186,7 @@ impl Driver for SelectPoller {
 
     /// Level-triggered anyway: the loop's `reset` clears the eventfd.
     fn waker(&mut self, token: u64) -> io::Result<Waker> {
-        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE))
+        Waker::eventfd(|fd| self.register(fd, token, Interest::READABLE, Source::Other))
     }
 }
 
@@ -196,28 +201,41 @@ mod tests {
     fn an_fd_past_fd_setsize_is_refused_not_written_past_the_bitmap() {
         let mut p = SelectPoller::default();
         for fd in [1024, 5000, -1] {
-            let e = p.register(fd, 0, Interest::READABLE).unwrap_err();
+            let e = p
+                .register(fd, 0, Interest::READABLE, Source::Other)
+                .unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         }
-        assert!(p.register(1023, 0, Interest::READABLE).is_ok());
+        assert!(
+            p.register(1023, 0, Interest::READABLE, Source::Other)
+                .is_ok()
+        );
+    }
+
+    fn ready(token: u64, r: Ready) -> Event {
+        Event {
+            token,
+            what: What::Ready(r),
+        }
     }
 
     #[test]
     fn readiness_and_interest_changes_are_reported() {
         let (a, b) = UnixStream::pair().unwrap();
         let mut p = SelectPoller::default();
-        p.register(b.as_raw_fd(), 9, Interest::READABLE).unwrap();
+        p.register(b.as_raw_fd(), 9, Interest::READABLE, Source::Other)
+            .unwrap();
         let mut out = Vec::new();
         p.wait(&mut out, Some(Duration::ZERO)).unwrap();
         assert!(out.is_empty());
         (&a).write_all(b"x").unwrap();
         p.wait(&mut out, Some(Duration::from_secs(5))).unwrap();
         assert_eq!(out.len(), 1);
-        assert!(out[0].ready.readable() && !out[0].ready.writable() && out[0].token == 9);
+        assert_eq!(out[0], ready(9, Ready::READABLE));
         out.clear();
         p.reregister(b.as_raw_fd(), 10, Interest::WRITABLE).unwrap();
         p.wait(&mut out, Some(Duration::from_secs(5))).unwrap();
-        assert!(!out[0].ready.readable() && out[0].ready.writable() && out[0].token == 10);
+        assert_eq!(out[0], ready(10, Ready::WRITABLE));
         p.deregister(b.as_raw_fd()).unwrap();
         assert_eq!(p.max_fd, -1);
     }

@@ -21,7 +21,9 @@ impl<H: Handler> Loop<'_, H> {
     /// Accepts until WouldBlock, the per-cycle cap (then: ready queue), or
     /// descriptor exhaustion (then: pause for `accept_backoff`).
     pub(super) fn accept(&mut self, key: usize) {
-        if self.core.accept.resume.is_some() || self.core.stopping.is_some() {
+        // A completion backend accepts by itself (a multishot accept).
+        if self.core.accept.resume.is_some() || self.core.stopping.is_some() || self.core.completion
+        {
             return;
         }
         for _ in 0..self.core.cfg.accepts_per_cycle {
@@ -47,7 +49,7 @@ impl<H: Handler> Loop<'_, H> {
         self.core.push_ready(key);
     }
 
-    fn pause_accepting(&mut self, e: &io::Error) {
+    pub(super) fn pause_accepting(&mut self, e: &io::Error) {
         let core = &mut *self.core;
         add(&core.metrics.accept_errors, 1);
         let backoff = core.cfg.accept_backoff;
@@ -116,7 +118,7 @@ impl<H: Handler> Loop<'_, H> {
         true
     }
 
-    fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
+    pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
         if !self.admit(&fd, peer) {
             return;
         }
@@ -147,6 +149,9 @@ impl<H: Handler> Loop<'_, H> {
         core.conns += 1;
         add(&core.metrics.accepted, 1);
         core.arm(key);
+        if core.completion {
+            core.arm_recv(key);
+        }
         let id = core.id_of(key, core.entries[key].generation);
         log::debug!("{id}: accepted {peer}");
         if self.states.len() <= key {

@@ -24,6 +24,7 @@ use crate::metrics::add;
 use crate::sys;
 use crate::timer::ms_ceil;
 use crate::token::ConnId;
+use std::os::fd::AsRawFd;
 
 impl Core {
     /// Open → Flushing: stop handing input to the handler, flush, then FIN.
@@ -141,26 +142,35 @@ impl<H: Handler> Loop<'_, H> {
     pub(super) fn close_marked(&mut self) {
         while let Some(key) = self.core.closing.pop() {
             self.core.disarm(key);
-            let e = self.core.entries.remove(key);
-            let Kind::Conn(c) = &e.kind else {
+            let core = &mut *self.core;
+            let Some(Entry {
+                kind: Kind::Conn(c),
+                generation,
+                fd,
+                ..
+            }) = core.entries.get_mut(key)
+            else {
                 continue;
             };
-            if c.out.is_some() {
-                self.core.queued_conns -= 1;
+            let id = ConnId::new(core.index, key, *generation);
+            let (reason, peer, fd) = (c.reason.clone(), c.peer.take(), fd.as_raw_fd());
+            if let Some(out) = c.out.take_if(|_| !core.completion) {
+                core.pool.give(out);
+                core.queued_conns -= 1;
+            } else if c.out.is_some() {
+                core.queued_conns -= 1; // freed when its send is back (retire)
             }
-            if let Some(peer) = &c.peer {
-                self.core.forget_peer(peer.ip());
+            if let Some(peer) = peer {
+                core.forget_peer(peer.ip());
             }
-            let id = self.core.id_of(key, e.generation);
-            self.core.conns -= 1;
-            add(&self.core.metrics.closed, 1);
+            core.conns -= 1;
+            add(&core.metrics.closed, 1);
             // epoll forgets an fd when it is closed; poll and select keep tables.
-            if self.core.poller.keeps_table() && self.core.poller.deregister(e.raw_fd()).is_ok() {
-                add(&self.core.metrics.deregistrations, 1);
+            if core.poller.keeps_table() && core.poller.deregister(fd).is_ok() {
+                add(&core.metrics.deregistrations, 1);
             }
-            log::debug!("{id}: closing ({:?})", c.reason);
-            let reason = c.reason.clone();
-            drop(e);
+            log::debug!("{id}: closing ({reason:?})");
+            core.retire(key);
             if let Some(st) = self.states.get_mut(key).and_then(Option::take) {
                 self.handler.on_close(ctx!(self, Some(id)), st, reason);
             }
@@ -176,12 +186,15 @@ impl<H: Handler> Loop<'_, H> {
         log::info!("shutting down: {} connections to flush", core.conns);
         let keys: Vec<usize> = core.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
-            if matches!(core.entries[key].kind, Kind::Conn(_)) {
+            let e = &core.entries[key];
+            if matches!(e.kind, Kind::Conn(_)) {
                 core.begin_close(key, CloseReason::Shutdown);
-            } else {
-                let e = core.entries.remove(key);
-                let _ = core.poller.deregister(e.raw_fd());
+            } else if !e.io.has(super::state::Io::RETIRED) {
+                if !core.completion {
+                    let _ = core.poller.deregister(e.raw_fd());
+                }
                 add(&core.metrics.deregistrations, 1);
+                core.retire(key); // a completion backend cancels its accept
             }
         }
         self.handler.on_shutdown(ctx!(self, None));

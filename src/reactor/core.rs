@@ -2,10 +2,11 @@
 //! entries, the backend, the queues, the timers, the counters — and the
 //! lookups every room uses.
 
+use super::buffer::Pool;
 use super::handle::Shared;
-use super::state::{Conn, Entry, Flags, Kind, State};
+use super::state::{Conn, Entry, Flags, Io, Kind, State};
 use crate::action::Tick;
-use crate::backend::{Interest, Poller, Trigger, Waker};
+use crate::backend::{Interest, Poller, Source, Trigger, Waker};
 use crate::config::Config;
 use crate::metrics::{Metrics, add};
 use crate::sys::monotonic_ms;
@@ -15,6 +16,7 @@ use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 pub(crate) struct Core {
@@ -39,6 +41,12 @@ pub(crate) struct Core {
     pub(crate) conns: usize,
     /// Connections with output queued: while 0, WRITABLE events need no look.
     pub(crate) queued_conns: usize,
+    /// The backend reports completions (io_uring), not readiness.
+    pub(crate) completion: bool,
+    /// Entries closed but waiting for completions in flight.
+    pub(crate) retired: usize,
+    /// Spare output queues.
+    pub(crate) pool: Pool,
     pub(crate) clock: Clock,
     /// What the loop shares with its [`Handle`](crate::Handle)s.
     pub(crate) shared: Arc<Shared>,
@@ -111,10 +119,12 @@ impl Clock {
 
 impl Core {
     pub(crate) fn new(cfg: Config, index: u8) -> io::Result<Core> {
-        let mut poller = Poller::new(cfg.backend)?;
+        let metrics = Arc::new(Metrics::default());
+        let mut poller = Poller::new(cfg.backend, &cfg, &metrics)?;
         let waker = poller.waker(crate::token::WAKER)?;
+        let trigger = poller.trigger();
         Ok(Core {
-            trigger: poller.trigger(),
+            trigger,
             poller,
             cfg,
             index,
@@ -125,9 +135,12 @@ impl Core {
             dirty: Vec::new(),
             scratch: Vec::new(),
             timers: Timers::default(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             conns: 0,
             queued_conns: 0,
+            completion: trigger == Trigger::Completion,
+            retired: 0,
+            pool: Pool::default(),
             clock: Clock::new(),
             shared: Arc::default(),
             waker,
@@ -171,6 +184,7 @@ impl Core {
             fd,
             generation,
             flags,
+            io: Io::default(),
             kind,
         });
         self.register_key(key, interest).inspect_err(|_| {
@@ -180,9 +194,23 @@ impl Core {
     }
 
     pub(crate) fn register_key(&mut self, key: usize, interest: Interest) -> io::Result<()> {
-        let e = &self.entries[key];
-        let token = self.id_of(key, e.generation).token();
-        self.poller.register(e.raw_fd(), token, interest)?;
+        let e = &mut self.entries[key];
+        let token = ConnId::new(self.index, key, e.generation).token();
+        let source = match e.kind {
+            Kind::Listener => Source::Listener,
+            Kind::Conn(_) => Source::Stream,
+            Kind::Udp => Source::Other,
+        };
+        self.poller
+            .register(e.fd.as_raw_fd(), token, interest, source)?;
+        if self.completion {
+            // What the completion backend submitted for it (see UringDriver::register).
+            match source {
+                Source::Listener => e.io.set(Io::ACCEPT),
+                Source::Other => e.io.set(Io::POLL),
+                Source::Stream => {}
+            }
+        }
         add(&self.metrics.registrations, 1);
         Ok(())
     }
@@ -250,7 +278,7 @@ impl Core {
     /// under edge triggering, where interest never changes.
     #[inline]
     pub(crate) fn mark_dirty(&mut self, key: usize) {
-        if self.edge() {
+        if matches!(self.trigger, Trigger::Edge | Trigger::Completion) {
             return;
         }
         if let Some((flags, _)) = self.conn_at(key) {

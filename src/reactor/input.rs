@@ -59,7 +59,10 @@ impl<H: Handler> Loop<'_, H> {
                         if track_idle {
                             c.since = self.core.clock.now();
                         }
-                        self.deliver(key, id, n, kept);
+                        // Out of `self` for the call: the handler borrows the rest.
+                        let rbuf = std::mem::take(&mut self.rbuf);
+                        self.deliver(key, id, &rbuf[..n], kept);
+                        self.rbuf = rbuf;
                     }
                     if n >= budget {
                         self.core.push_ready(key);
@@ -83,7 +86,7 @@ impl<H: Handler> Loop<'_, H> {
 
     /// The peer's EOF: an open connection's handler decides, a lingering
     /// one is done.
-    fn eof(&mut self, key: usize, id: ConnId, state: State) {
+    pub(super) fn eof(&mut self, key: usize, id: ConnId, state: State) {
         match state {
             State::Open => {
                 let action = match self.states[key].as_mut() {
@@ -97,22 +100,21 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// Hands `rbuf[..n]`, after `kept` (the unconsumed rest of last time,
-    /// taken from the connection), to the handler.
+    /// Hands `data`, after `kept` (the unconsumed rest of last time, taken
+    /// from the connection), to the handler.
     #[inline(always)]
-    pub(super) fn deliver(&mut self, key: usize, id: ConnId, n: usize, kept: Option<Kept>) {
+    pub(super) fn deliver(&mut self, key: usize, id: ConnId, data: &[u8], kept: Option<Kept>) {
+        let n = data.len();
         let Some(state) = self.states[key].as_mut() else {
             return;
         };
         let (action, mut pending) = match kept {
             None => {
-                let a = self
-                    .handler
-                    .on_data(ctx!(self, Some(id)), state, &self.rbuf[..n]);
+                let a = self.handler.on_data(ctx!(self, Some(id)), state, data);
                 (a, None)
             }
             Some(mut buf) => {
-                buf.extend_from_slice(&self.rbuf[..n]);
+                buf.extend_from_slice(data);
                 let a = self.handler.on_data(ctx!(self, Some(id)), state, &buf);
                 (a, Some(buf))
             }
@@ -139,7 +141,7 @@ impl<H: Handler> Loop<'_, H> {
                 b.drain(..used);
                 pending.take()
             }
-            None => Some(Box::new(self.rbuf[used..n].to_vec())),
+            None => Some(Box::new(data[used..].to_vec())),
         };
         if let Some((_, c)) = self.core.conn_at(key) {
             if c.state == State::Open {
@@ -163,7 +165,7 @@ impl<H: Handler> Loop<'_, H> {
             let id = ConnId::new(self.core.index, key, e.generation);
             let kept = c.input.take();
             if kept.is_some() {
-                self.deliver(key, id, 0, kept);
+                self.deliver(key, id, &[], kept);
             }
         }
     }

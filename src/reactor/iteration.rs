@@ -4,7 +4,7 @@
 use super::Loop;
 use super::state::Kind;
 use crate::action::{Action, CloseReason, Tick};
-use crate::backend::{Ready, Trigger};
+use crate::backend::{Ready, Trigger, What};
 use crate::ctx::Ctx;
 use crate::handler::Handler;
 use crate::metrics::add;
@@ -89,21 +89,26 @@ impl<H: Handler> Loop<'_, H> {
             let key = id.map_or(usize::MAX, ConnId::key);
             let kind = match (self.core.entries.get(key), id) {
                 (Some(e), Some(id)) if e.generation == id.generation() => &e.kind,
+                _ if self.core.completion => {
+                    self.stale_completion(ev.what);
+                    continue;
+                }
                 _ => {
                     add(&self.core.metrics.stale_events, 1);
                     continue;
                 }
             };
-            match kind {
-                Kind::Conn(_) => self.conn_event(key, ev.ready),
-                Kind::Listener => {
+            match (ev.what, kind) {
+                (What::Ready(r), Kind::Conn(_)) => self.conn_event(key, r),
+                (What::Ready(_), Kind::Listener) if !self.core.completion => {
                     self.accept(key);
                     self.rearm_oneshot(key);
                 }
-                Kind::Udp => {
+                (What::Ready(_), Kind::Udp) if !self.core.completion => {
                     self.recv_udp(key);
                     self.rearm_oneshot(key);
                 }
+                (what, _) => self.completion(key, what),
             }
         }
     }
@@ -138,7 +143,11 @@ impl<H: Handler> Loop<'_, H> {
             match e.kind {
                 Kind::Conn(_) => {
                     self.redeliver(key);
-                    self.read(key, true);
+                    if self.core.completion {
+                        self.core.arm_recv(key);
+                    } else {
+                        self.read(key, true);
+                    }
                 }
                 Kind::Listener => self.accept(key),
                 Kind::Udp => self.recv_udp(key),
@@ -195,7 +204,7 @@ impl<H: Handler> Loop<'_, H> {
         let Some(deadline) = self.core.stopping else {
             return false;
         };
-        if self.core.conns == 0 {
+        if self.core.conns == 0 && self.core.retired == 0 {
             return true;
         }
         if self.core.now() >= deadline {
@@ -206,7 +215,7 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     /// A connection's queued output was all written: the handler may send more.
-    fn drained(&mut self, key: usize) {
+    pub(super) fn drained(&mut self, key: usize) {
         let generation = self.core.entries[key].generation;
         let id = self.core.id_of(key, generation);
         self.call_open(id, |h, ctx, st| h.on_drain(ctx, st));

@@ -11,6 +11,7 @@
 //! | `input` | reading into the shared buffer, handing bytes to the handler |
 //! | `output` | writing at once, queueing the rest, the watermarks |
 //! | `close` | the close state machine, with its table |
+//! | `complete` | completions (io_uring): accepted, received, sent; retiring what is in flight |
 //! | `udp` | datagrams |
 //! | `interest` | interest changes for level-triggered and one-shot backends |
 //! | `handle` | what other threads hold: [`Handle`] |
@@ -28,6 +29,7 @@ macro_rules! ctx {
 mod accept;
 mod buffer;
 mod close;
+mod complete;
 pub(crate) mod core;
 mod handle;
 mod input;

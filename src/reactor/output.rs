@@ -21,6 +21,9 @@ impl Core {
     /// the connection is gone or closing.
     #[inline]
     pub(crate) fn send(&mut self, id: ConnId, parts: &[&[u8]]) -> bool {
+        if self.completion {
+            return self.send_queued(id, parts);
+        }
         let metrics = &*self.metrics;
         let Some(e) = self.entries.get_mut(id.key()) else {
             return false;
@@ -65,13 +68,20 @@ impl Core {
     /// Queues what the socket did not take (`parts` after `skip` bytes) and
     /// applies the watermarks.
     #[cold]
-    fn queue(&mut self, id: ConnId, parts: &[&[u8]], mut skip: usize) -> bool {
+    pub(crate) fn queue(&mut self, id: ConnId, parts: &[&[u8]], mut skip: usize) -> bool {
         let (max_output, high) = (self.cfg.max_output, self.cfg.output_high_water);
-        let Some((flags, c)) = self.conn_entry(id) else {
+        let Some(e) = self.entries.get_mut(id.key()) else {
             return false;
         };
+        let Kind::Conn(c) = &mut e.kind else {
+            return false;
+        };
+        if e.generation != id.generation() || !matches!(c.state, State::Open | State::Flushing) {
+            return false;
+        }
+        let flags = &mut e.flags;
         let fresh = c.out.is_none();
-        let out = c.out.get_or_insert_with(Box::default);
+        let out = c.out.get_or_insert_with(|| self.pool.take());
         for p in parts {
             if skip >= p.len() {
                 skip -= p.len();
@@ -144,7 +154,9 @@ impl Core {
         }
         let queued = out.len();
         if queued == 0 {
-            c.out = None;
+            if let Some(out) = c.out.take() {
+                self.pool.give(out);
+            }
             self.queued_conns -= 1;
         }
         let resume = e.flags.has(Flags::OUTPUT_FULL) && queued <= low;

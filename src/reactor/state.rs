@@ -12,6 +12,8 @@ pub(crate) struct Entry {
     pub(crate) fd: OwnedFd,
     pub(crate) generation: u32,
     pub(crate) flags: Flags,
+    /// Operations a completion backend has in flight for it.
+    pub(crate) io: Io,
     pub(crate) kind: Kind,
 }
 
@@ -127,6 +129,40 @@ impl Flags {
         let was = self.has(f);
         self.set(f);
         was
+    }
+}
+
+/// What a completion backend has in flight for an entry. The entry (and
+/// its fd, its output queue, its slab key) stays until all of it has come
+/// back: no completion ever reaches a new owner, and no buffer the kernel
+/// may still read is freed.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct Io(u8);
+
+impl Io {
+    pub(crate) const ACCEPT: Io = Io(1);
+    pub(crate) const RECV: Io = Io(2);
+    pub(crate) const SEND: Io = Io(4);
+    pub(crate) const POLL: Io = Io(8);
+    /// Closed and told the handler; removed once nothing is in flight.
+    pub(crate) const RETIRED: Io = Io(128);
+
+    #[inline]
+    pub(crate) fn has(self, f: Io) -> bool {
+        self.0 & f.0 != 0
+    }
+    #[inline]
+    pub(crate) fn set(&mut self, f: Io) {
+        self.0 |= f.0;
+    }
+    #[inline]
+    pub(crate) fn clear(&mut self, f: Io) {
+        self.0 &= !f.0;
+    }
+    /// Nothing in flight (whether retired or not).
+    #[inline]
+    pub(crate) fn idle(self) -> bool {
+        self.0 & !Io::RETIRED.0 == 0
     }
 }
 

@@ -64,7 +64,7 @@ fn an_event_for_a_closed_and_reused_slot_never_reaches_the_new_owner() {
     let deliver = |lp: &mut Loop<'_, Count>, id: ConnId| {
         lp.events.push(crate::backend::Event {
             token: id.token(),
-            ready: Ready::READABLE,
+            what: crate::backend::What::Ready(Ready::READABLE),
         });
     };
     deliver(&mut lp, old);

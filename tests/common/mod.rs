@@ -250,6 +250,7 @@ pub fn backends() -> Vec<ioplex::Backend> {
         Backend::Epoll(Trigger::Oneshot),
         Backend::Poll,
         Backend::Select,
+        Backend::Uring,
     ]
 }
 
