@@ -1,16 +1,16 @@
-//! Lists, sets and hashes: LPUSH/RPUSH/LPOP/RPOP/LRANGE, SADD/SPOP/SCARD,
-//! HSET/HGET. A collection is made by its first write and deleted when
-//! its last member leaves, as in Redis.
+//! Lists and hashes: LPUSH/RPUSH/LPOP/RPOP/LRANGE, HSET/HGET (sets are in
+//! `set.rs`). A collection is made by its first write and deleted when its
+//! last member leaves, as in Redis.
 
 use crate::commands::Call;
-use crate::parser::parse_int;
+use crate::lex::parse_int;
 use crate::reply::{NOT_INTEGER, WRONGTYPE};
-use crate::store::{Set, Store, Value};
+use crate::store::{Hash, Store, Value};
 use std::collections::{HashMap, VecDeque};
 
 /// The collection at `key` as `get` picks it out of the value, made with
 /// `make` when the key is absent. `None`: the key holds another kind.
-fn collection<'v, T>(
+pub fn collection<'v, T>(
     db: &'v mut Store,
     key: &[u8],
     make: fn() -> Value,
@@ -29,14 +29,7 @@ fn list(v: &mut Value) -> Option<&mut VecDeque<Box<[u8]>>> {
     }
 }
 
-fn set(v: &mut Value) -> Option<&mut Set> {
-    match v {
-        Value::Set(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn hash(v: &mut Value) -> Option<&mut HashMap<Box<[u8]>, Box<[u8]>>> {
+fn hash(v: &mut Value) -> Option<&mut Hash> {
     match v {
         Value::Hash(h) => Some(h),
         _ => None,
@@ -67,23 +60,28 @@ pub fn rpush(c: &mut Call<'_, '_, '_>) {
     push(c, false);
 }
 
-/// The COUNT of LPOP/RPOP/SPOP: `Ok(None)` when not given; `Err` once the
-/// error is answered.
-fn count(c: &mut Call<'_, '_, '_>, name: &str) -> Result<Option<usize>, ()> {
-    match c.args.len() {
-        2 => Ok(None),
+/// The COUNT of LPOP/RPOP/SPOP: `Some(None)` when not given; `None` once
+/// the error is answered.
+pub fn count(c: &mut Call<'_, '_, '_>, name: &str) -> Option<Option<usize>> {
+    let error = match c.args.len() {
+        2 => return Some(None),
         3 => match parse_int(c.args.get(2)) {
-            Some(n) if n >= 0 => Ok(Some(n as usize)),
-            Some(_) => Err(c.out.error("ERR value is out of range, must be positive")),
-            None => Err(c.out.error(NOT_INTEGER)),
+            Some(n) if n >= 0 => return Some(Some(n as usize)),
+            Some(_) => "ERR value is out of range, must be positive",
+            None => NOT_INTEGER,
         },
-        _ => Err(c.out.arity_error(name)),
-    }
+        _ => {
+            c.out.arity_error(name);
+            return None;
+        }
+    };
+    c.out.error(error);
+    None
 }
 
 /// LPOP / RPOP `key [count]`: one element, or an array of up to `count`.
 fn pop(c: &mut Call<'_, '_, '_>, front: bool, name: &str) {
-    let Ok(n) = count(c, name) else { return };
+    let Some(n) = count(c, name) else { return };
     let key = c.args.get(1);
     let l = match c.db.get(key) {
         None if n.is_some() => return c.out.nil_array(),
@@ -141,47 +139,6 @@ pub fn lrange(c: &mut Call<'_, '_, '_>) {
     for item in l.range(from as usize..=to as usize) {
         c.out.bulk(item);
         c.out.flush_if_big();
-    }
-}
-
-pub fn sadd(c: &mut Call<'_, '_, '_>) {
-    let make = || Value::Set(Set::default());
-    let Some(s) = collection(c.db, c.args.get(1), make, set) else {
-        return c.out.error(WRONGTYPE);
-    };
-    let added = c.args.iter().skip(2).filter(|m| s.insert(m)).count();
-    c.out.int(added as i64);
-}
-
-pub fn scard(c: &mut Call<'_, '_, '_>) {
-    match c.db.get(c.args.get(1)).map(set) {
-        None => c.out.int(0),
-        Some(None) => c.out.error(WRONGTYPE),
-        Some(Some(s)) => c.out.int(s.len() as i64),
-    }
-}
-
-/// SPOP `key [count]`: one random member, or an array of up to `count`.
-pub fn spop(c: &mut Call<'_, '_, '_>) {
-    let Ok(n) = count(c, "spop") else { return };
-    let key = c.args.get(1);
-    let s = match c.db.get(key) {
-        None if n.is_some() => return c.out.array(0),
-        None => return c.out.nil(),
-        Some(v) => match set(v) {
-            Some(s) => s,
-            None => return c.out.error(WRONGTYPE),
-        },
-    };
-    let take = n.unwrap_or(1).min(s.len());
-    if n.is_some() {
-        c.out.array(take);
-    }
-    for _ in 0..take {
-        c.out.bulk(&s.pop_random().expect("counted above"));
-    }
-    if s.len() == 0 {
-        c.db.remove(key);
     }
 }
 

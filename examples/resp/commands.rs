@@ -2,13 +2,13 @@
 //! arity is checked once, here, the way Redis words its errors; each
 //! command is a plain function of one [`Call`].
 
-use crate::collections::{hget, hset, lpop, lpush, lrange, rpop, rpush, sadd, scard, spop};
+use crate::collections::{hget, hset, lpop, lpush, lrange, rpop, rpush};
 use crate::connection::{client, echo, hello, ping, quit, select};
-use crate::keys::{
-    decr, decrby, del, exists, expire, get, incr, incrby, mget, mset, pttl, set, ttl,
-};
+use crate::expiry::{expire, pttl, ttl};
+use crate::keys::{decr, decrby, del, exists, get, incr, incrby, mget, mset, set};
 use crate::parser::Args;
 use crate::reply::Out;
+use crate::set::{sadd, scard, spop};
 use crate::store::Store;
 
 /// One command about to run: its arguments, the keyspace, the replies.
@@ -26,6 +26,8 @@ pub struct Client {
     pub name: Option<Box<[u8]>>,
     /// QUIT was asked: close once the replies are out.
     pub quit: bool,
+    /// `HELLO 3` was said: RESP3 replies from then on.
+    pub resp3: bool,
 }
 
 type Run = fn(&mut Call<'_, '_, '_>);
@@ -151,7 +153,7 @@ fn config(c: &mut Call<'_, '_, '_>) {
             .any(|p| p == b"*" || p.eq_ignore_ascii_case(name.as_bytes()))
     };
     let found: Vec<_> = SETTINGS.iter().filter(|(name, _)| wanted(name)).collect();
-    c.out.array(found.len() * 2);
+    c.out.map(found.len());
     for (name, value) in found {
         c.out.bulk(name.as_bytes());
         c.out.bulk(value.as_bytes());
@@ -175,7 +177,7 @@ fn command(c: &mut Call<'_, '_, '_>) {
     } else if is(c, 1, "count") {
         c.out.int(TABLE.len() as i64);
     } else if is(c, 1, "docs") {
-        c.out.array(0);
+        c.out.map(0);
     } else {
         unknown_sub(c, "COMMAND");
     }

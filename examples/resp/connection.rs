@@ -3,7 +3,7 @@
 //! SETNAME / SETINFO, HELLO 2).
 
 use crate::commands::{Call, is, unknown_sub};
-use crate::parser::parse_int;
+use crate::lex::parse_int;
 use crate::reply::NOT_INTEGER;
 
 pub fn ping(c: &mut Call<'_, '_, '_>) {
@@ -79,10 +79,11 @@ fn set_name(c: &mut Call<'_, '_, '_>, i: usize) {
     c.out.ok();
 }
 
-/// `HELLO [2] [SETNAME name]`: RESP2 only, so `HELLO 3` is refused as
-/// Redis refuses a version it does not speak. The reply names Redis 7.0,
-/// whose RESP2 commands are what is served.
+/// `HELLO [2|3] [SETNAME name]`: the protocol for the replies from here
+/// on. redis-py 8 says `HELLO 3` at connect. The reply names Redis 7.0,
+/// whose commands (those of them served here) are what clients may expect.
 pub fn hello(c: &mut Call<'_, '_, '_>) {
+    let mut proto = if c.client.resp3 { 3 } else { 2 };
     if c.args.len() >= 2 {
         match parse_int(c.args.get(1)) {
             None => {
@@ -90,7 +91,7 @@ pub fn hello(c: &mut Call<'_, '_, '_>) {
                     .out
                     .error("ERR Protocol version is not an integer or out of range");
             }
-            Some(2) => {}
+            Some(v @ (2 | 3)) => proto = v,
             Some(_) => return c.out.error("NOPROTO unsupported protocol version"),
         }
     }
@@ -110,13 +111,14 @@ pub fn hello(c: &mut Call<'_, '_, '_>) {
         }
         c.client.name = (!name.is_empty()).then(|| name.into());
     }
-    c.out.array(14);
+    (c.client.resp3, c.out.resp3) = (proto == 3, proto == 3);
+    c.out.map(7);
     for (k, v) in [("server", "redis"), ("version", "7.0.0")] {
         c.out.bulk(k.as_bytes());
         c.out.bulk(v.as_bytes());
     }
     c.out.bulk(b"proto");
-    c.out.int(2);
+    c.out.int(proto);
     c.out.bulk(b"id");
     c.out.int(c.client.id as i64);
     for (k, v) in [("mode", "standalone"), ("role", "master")] {

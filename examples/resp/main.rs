@@ -24,8 +24,9 @@
 mod collections;
 mod commands;
 mod connection;
-mod inline;
+mod expiry;
 mod keys;
+mod lex;
 mod parser;
 mod reply;
 mod set;
@@ -34,7 +35,8 @@ mod store;
 use clap::Parser as _;
 use commands::{Call, Client};
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use parser::{Parser, ProtocolError};
+use lex::ProtocolError;
+use parser::Parser;
 use reply::Out;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -95,7 +97,7 @@ impl Handler for Resp {
     /// Answers every complete command in `data`; keeps a partial one.
     fn on_data(&mut self, ctx: &mut Ctx<'_>, conn: &mut Conn, data: &[u8]) -> Action {
         let id = ctx.id();
-        let mut out = Out::new(&mut self.out, ctx);
+        let mut out = Out::new(&mut self.out, ctx, conn.client.resp3);
         let mut used = 0;
         let action = loop {
             let rest = &data[used..];

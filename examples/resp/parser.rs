@@ -9,42 +9,12 @@
 //! a bulk of N bytes arriving in pieces costs one length check per piece,
 //! never a re-scan. Limits are Redis' own, with its error words.
 
-use crate::inline::split_args;
-use std::fmt;
+use crate::lex::{ProtocolError, parse_int, split_args};
 
 /// Longest inline command, and longest `*N` / `$N` header line (Redis' `PROTO_INLINE_MAX_SIZE`).
 pub const MAX_INLINE: usize = 64 * 1024;
 /// Most arguments one multi-bulk command may announce (Redis before 7 used the same).
 pub const MAX_ARGS: i64 = 1024 * 1024;
-
-/// Bad input: the client gets `-ERR Protocol error: <this>` and is closed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
-    InlineTooBig,
-    CountTooBig,
-    BulkCountTooBig,
-    InvalidCount,
-    InvalidBulkLength,
-    Expected(u8),
-    NoCrlfAfterBulk,
-    UnbalancedQuotes,
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ProtocolError::*;
-        match self {
-            InlineTooBig => write!(f, "too big inline request"),
-            CountTooBig => write!(f, "too big mbulk count string"),
-            BulkCountTooBig => write!(f, "too big bulk count string"),
-            InvalidCount => write!(f, "invalid multibulk length"),
-            InvalidBulkLength => write!(f, "invalid bulk length"),
-            Expected(c) => write!(f, "expected '$', got '{}'", c.escape_ascii()),
-            NoCrlfAfterBulk => write!(f, "expected '\\r\\n' after a bulk argument"),
-            UnbalancedQuotes => write!(f, "unbalanced quotes in request"),
-        }
-    }
-}
 
 /// One connection's parse state. Offsets are from the start of the command
 /// being parsed, which is where the caller's next buffer starts.
@@ -216,32 +186,4 @@ impl Parser {
             }
         }
     }
-}
-
-/// A signed decimal as Redis' `string2ll` takes it: no `+`, no leading
-/// zeros, no spaces, within `i64`.
-pub fn parse_int(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, s),
-    };
-    match digits {
-        [b'0'] if !neg => return Some(0),
-        [b'1'..=b'9', ..] if digits.len() <= 19 => {}
-        _ => return None,
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(d - b'0');
-        v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub(d)?
-        } else {
-            v.checked_add(d)?
-        };
-    }
-    Some(v)
 }

@@ -1,4 +1,5 @@
-//! RESP2 replies. Every reply to one read goes into the loop's one reply
+//! RESP2 replies (and the RESP3 forms of nil, map and set, for clients
+//! that asked with `HELLO 3`, as redis-py 8 does by default). Every reply to one read goes into the loop's one reply
 //! buffer and leaves in one `send` when the read is answered: sixteen
 //! pipelined commands cost one system call, not sixteen. Integers are
 //! written with `itoa` (no allocation), and a big bulk value goes out with
@@ -19,12 +20,14 @@ pub const SYNTAX: &str = "ERR syntax error";
 pub struct Out<'a, 'c> {
     buf: &'a mut Vec<u8>,
     ctx: &'a mut Ctx<'c>,
+    /// The client said `HELLO 3`: nil, maps and sets in their RESP3 forms.
+    pub resp3: bool,
 }
 
 impl<'a, 'c> Out<'a, 'c> {
-    pub fn new(buf: &'a mut Vec<u8>, ctx: &'a mut Ctx<'c>) -> Out<'a, 'c> {
+    pub fn new(buf: &'a mut Vec<u8>, ctx: &'a mut Ctx<'c>, resp3: bool) -> Out<'a, 'c> {
         buf.clear();
-        Out { buf, ctx }
+        Out { buf, ctx, resp3 }
     }
 
     /// Sends what is gathered (the caller does at the end of each read).
@@ -101,19 +104,39 @@ impl<'a, 'c> Out<'a, 'c> {
         self.bulk(digits.format(n).as_bytes());
     }
 
-    /// `$-1`: no such key.
+    /// `$-1`: no such key (RESP3: `_`).
     pub fn nil(&mut self) {
-        self.buf.extend_from_slice(b"$-1\r\n");
+        let nil: &[u8] = if self.resp3 { b"_\r\n" } else { b"$-1\r\n" };
+        self.buf.extend_from_slice(nil);
     }
 
-    /// `*-1`: no such key, where an array was asked for.
+    /// `*-1`: no such key, where an array was asked for (RESP3: `_`).
     pub fn nil_array(&mut self) {
-        self.buf.extend_from_slice(b"*-1\r\n");
+        let nil: &[u8] = if self.resp3 { b"_\r\n" } else { b"*-1\r\n" };
+        self.buf.extend_from_slice(nil);
     }
 
     /// `*N`: N replies follow.
     pub fn array(&mut self, n: usize) {
         self.header(b'*', n as i64);
+    }
+
+    /// N key-value pairs follow: `%N` in RESP3, a flat array of 2N in RESP2.
+    pub fn map(&mut self, n: usize) {
+        if self.resp3 {
+            self.header(b'%', n as i64)
+        } else {
+            self.array(2 * n)
+        }
+    }
+
+    /// N members of a set follow: `~N` in RESP3, an array in RESP2.
+    pub fn set(&mut self, n: usize) {
+        if self.resp3 {
+            self.header(b'~', n as i64)
+        } else {
+            self.array(n)
+        }
     }
 
     fn header(&mut self, kind: u8, n: i64) {

@@ -1,8 +1,12 @@
-//! SPOP's set: any member can leave at random in O(1), so popping a big
-//! set empty costs time in proportion to its size (a `HashSet` has no
-//! random member; taking the first one again and again walks ever more
-//! emptied buckets).
+//! Sets: SADD, SCARD, SPOP. Any member can leave at random in O(1), so
+//! popping a big set empty costs time in proportion to its size (a
+//! `HashSet` has no random member; taking the first one again and again
+//! walks ever more emptied buckets).
 
+use crate::collections::{collection, count};
+use crate::commands::Call;
+use crate::reply::WRONGTYPE;
+use crate::store::Value;
 use std::collections::HashMap;
 
 /// A set that can give up a random member in O(1) (SPOP): members in a
@@ -39,5 +43,53 @@ impl Set {
             *self.index.get_mut(moved).expect("every member is indexed") = i;
         }
         Some(m)
+    }
+}
+
+fn set(v: &mut Value) -> Option<&mut Set> {
+    match v {
+        Value::Set(s) => Some(s),
+        _ => None,
+    }
+}
+
+pub fn sadd(c: &mut Call<'_, '_, '_>) {
+    let make = || Value::Set(Set::default());
+    let Some(s) = collection(c.db, c.args.get(1), make, set) else {
+        return c.out.error(WRONGTYPE);
+    };
+    let added = c.args.iter().skip(2).filter(|m| s.insert(m)).count();
+    c.out.int(added as i64);
+}
+
+pub fn scard(c: &mut Call<'_, '_, '_>) {
+    match c.db.get(c.args.get(1)).map(set) {
+        None => c.out.int(0),
+        Some(None) => c.out.error(WRONGTYPE),
+        Some(Some(s)) => c.out.int(s.len() as i64),
+    }
+}
+
+/// SPOP `key [count]`: one random member, or an array of up to `count`.
+pub fn spop(c: &mut Call<'_, '_, '_>) {
+    let Some(n) = count(c, "spop") else { return };
+    let key = c.args.get(1);
+    let s = match c.db.get(key) {
+        None if n.is_some() => return c.out.set(0),
+        None => return c.out.nil(),
+        Some(v) => match set(v) {
+            Some(s) => s,
+            None => return c.out.error(WRONGTYPE),
+        },
+    };
+    let take = n.unwrap_or(1).min(s.len());
+    if n.is_some() {
+        c.out.set(take);
+    }
+    for _ in 0..take {
+        c.out.bulk(&s.pop_random().expect("counted above"));
+    }
+    if s.len() == 0 {
+        c.db.remove(key);
     }
 }

@@ -13,13 +13,16 @@ pub use crate::set::Set;
 /// million keys expire in the same millisecond (the rest go next turn).
 const SWEEP_MAX: usize = 10_000;
 
+/// A hash: field → value.
+pub type Hash = HashMap<Box<[u8]>, Box<[u8]>>;
+
 pub enum Value {
     Str(Vec<u8>),
     /// A string INCR has turned into a number (Redis' "int" encoding).
     Int(i64),
     List(VecDeque<Box<[u8]>>),
     Set(Set),
-    Hash(HashMap<Box<[u8]>, Box<[u8]>>),
+    Hash(Hash),
 }
 
 struct Entry {

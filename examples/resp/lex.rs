@@ -1,7 +1,8 @@
-//! Inline commands (`SET k "a b"` typed into `nc`) split into arguments
-//! as Redis' `sdssplitargs` does, unescaped into a buffer of their own.
+//! The pieces the parser is made of, each as Redis has it: integers as
+//! `string2ll` reads them, inline lines (`SET k "a b"` typed into `nc`) as
+//! `sdssplitargs` splits them, and the protocol errors in Redis' words.
 
-use crate::parser::ProtocolError;
+use std::fmt;
 
 /// Splits an inline line into arguments, unescaped into `out`: spaces
 /// separate; `"..."` takes `\n \r \t \b \a \\ \" \xHH`; `'...'` takes `\'`.
@@ -77,4 +78,61 @@ fn unescape(q: u8, rest: &[u8]) -> (u8, usize) {
         (_, [b'\'', ..]) => (b'\'', 1),
         _ => (b'\\', 0),
     }
+}
+
+/// Bad input: the client gets `-ERR Protocol error: <this>` and is closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    InlineTooBig,
+    CountTooBig,
+    BulkCountTooBig,
+    InvalidCount,
+    InvalidBulkLength,
+    Expected(u8),
+    NoCrlfAfterBulk,
+    UnbalancedQuotes,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProtocolError::*;
+        match self {
+            InlineTooBig => write!(f, "too big inline request"),
+            CountTooBig => write!(f, "too big mbulk count string"),
+            BulkCountTooBig => write!(f, "too big bulk count string"),
+            InvalidCount => write!(f, "invalid multibulk length"),
+            InvalidBulkLength => write!(f, "invalid bulk length"),
+            Expected(c) => write!(f, "expected '$', got '{}'", c.escape_ascii()),
+            NoCrlfAfterBulk => write!(f, "expected '\\r\\n' after a bulk argument"),
+            UnbalancedQuotes => write!(f, "unbalanced quotes in request"),
+        }
+    }
+}
+
+/// A signed decimal as Redis' `string2ll` takes it: no `+`, no leading
+/// zeros, no spaces, within `i64`.
+pub fn parse_int(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [b'0'] if !neg => return Some(0),
+        [b'1'..=b'9', ..] if digits.len() <= 19 => {}
+        _ => return None,
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(d)?
+        } else {
+            v.checked_add(d)?
+        };
+    }
+    Some(v)
 }
