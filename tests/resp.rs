@@ -457,6 +457,53 @@ fn a_big_bulk_sent_in_pieces_is_stored_and_read_back_whole() {
     );
 }
 
+/// Resident memory of process `pid`, in bytes.
+fn rss_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .expect("VmRSS");
+    kb.trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// 400 pipelined GETs of a 256 KiB value (100 MiB of replies) from a client
+/// that reads nothing yet: past 1 MiB queued the server stops reading that
+/// client's commands instead of queueing all of it, then answers every one.
+#[test]
+fn a_client_that_does_not_read_holds_back_its_pipeline_not_the_servers_memory() {
+    let s = server();
+    let value = vec![b'x'; 256 << 10];
+    let mut c = connect(s.addr);
+    c.write_all(&encode(&[b"SET", b"v", &value])).unwrap();
+    assert_eq!(read_n(&mut c, 5), b"+OK\r\n");
+    c.write_all(&encode(&[b"GET", b"v"]).repeat(400)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = rss_of(s.child.id());
+    assert!(
+        rss < 48 << 20,
+        "server RSS {} MiB with 100 MiB of replies unread",
+        rss >> 20
+    );
+    let mut r = BufReader::new(c);
+    for i in 0..400 {
+        let reply = read_reply(&mut r);
+        assert!(
+            reply.len() == value.len() + 11 && reply.ends_with(b"x\r\n"),
+            "reply {i}"
+        );
+    }
+    println!(
+        "server RSS while 100 MiB of replies waited: {} MiB",
+        rss >> 20
+    );
+}
+
 /// Each bad input gets Redis' error line and a close; a client beside it,
 /// with a command half sent, is served on as if nothing happened.
 #[test]

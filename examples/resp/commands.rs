@@ -28,6 +28,8 @@ pub struct Client {
     pub quit: bool,
     /// `HELLO 3` was said: RESP3 replies from then on.
     pub resp3: bool,
+    /// Reading paused until the replies queued for it are written.
+    pub held: bool,
 }
 
 type Run = fn(&mut Call<'_, '_, '_>);

@@ -1,18 +1,21 @@
-//! A Redis-protocol (RESP2) server: the notes' C/S echo (`002_38647ddd90221e2c.txt`,
+//! A Redis-protocol server: the notes' C/S echo (`002_38647ddd90221e2c.txt`,
 //! "示例:CS交互") grown into the server users compare a reactor against, with
 //! the framing chapter of `003_8786073bdc871acb.txt` ("解决粘包问题") done
 //! the way Redis does it: every argument carries its length, so commands
 //! glued together in one read (pipelining) or split over many are each
 //! answered once, in order.
 //!
-//! - `parser.rs`: inline and multi-bulk commands, zero-copy, resumable, with
-//!   Redis' limits and words (`-ERR Protocol error: ...`, then a close);
-//! - `commands.rs` (table, arity), `connection.rs`, `keys.rs`, `collections.rs`:
-//!   the commands; `store.rs`, `set.rs`: the keyspace; `reply.rs`: replies,
-//!   one `send` per read however many commands it held.
+//! - `parser.rs`, `lex.rs`: inline and multi-bulk commands, zero-copy,
+//!   resumable, with Redis' limits and words (`-ERR Protocol error: ...`, a close);
+//! - `commands.rs` (table, arity), `connection.rs`, `keys.rs`, `expiry.rs`,
+//!   `collections.rs`, `set.rs`: the commands; `store.rs`: the keyspace;
+//!   `reply.rs`: replies, one `send` per read however many commands it held.
 //! - Expiry as Redis does it: a key past its deadline is dropped when
 //!   touched, and a loop timer (`on_loop_timer`, armed from `on_tick` for the
 //!   earliest deadline) drops those nobody touches.
+//! - A client that sends faster than it reads its replies: past 1 MiB of
+//!   them queued its reading pauses (`pause_reading`), to go on `on_drain`.
+//! - Replies are RESP2, and RESP3 after `HELLO 3` (redis-py 8 asks for it).
 //!
 //! Try it:
 //! ```text
@@ -39,14 +42,13 @@ use lex::ProtocolError;
 use parser::Parser;
 use reply::Out;
 use std::net::SocketAddr;
-use std::time::Duration;
 use store::Store;
 
-/// Longest a sweep timer waits: keys with far deadlines are looked at 10
-/// times a second, as Redis' `hz 10` does.
-const SWEEP_EVERY: u64 = 100;
+/// Replies queued for a client past which its pipelined commands wait
+/// (reading pauses) until it has read them: memory follows what it reads.
+const BACKLOG: usize = 1 << 20;
 
-/// A Redis-protocol (RESP2) key-value server on the ioplex event loop.
+/// A Redis-protocol (RESP2, RESP3 after HELLO 3) key-value server on the ioplex event loop.
 #[derive(clap::Parser)]
 struct Args {
     /// Address to listen on (6380: beside a Redis on 6379).
@@ -69,8 +71,6 @@ struct Resp {
     out: Vec<u8>,
     max_bulk: usize,
     clients: u64,
-    /// The sweep timer's deadline (its tag), if one is armed.
-    armed: Option<u64>,
 }
 
 struct Conn {
@@ -84,14 +84,12 @@ impl Handler for Resp {
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
         log::debug!("{}: connected from {peer}", ctx.id());
         self.clients += 1;
+        let (id, parser) = (self.clients, Parser::new(self.max_bulk));
         let client = Client {
-            id: self.clients,
+            id,
             ..Client::default()
         };
-        Conn {
-            parser: Parser::new(self.max_bulk),
-            client,
-        }
+        Conn { parser, client }
     }
 
     /// Answers every complete command in `data`; keeps a partial one.
@@ -119,6 +117,11 @@ impl Handler for Resp {
                         break Action::Close;
                     }
                     out.flush_if_big();
+                    if out.ctx().queued(id) >= BACKLOG && used < data.len() {
+                        out.ctx().pause_reading(id); // the rest waits, kept
+                        conn.client.held = true;
+                        break Action::Consumed(used);
+                    }
                 }
                 Ok(None) if used == data.len() => break Action::Continue,
                 Ok(None) => break Action::Consumed(used),
@@ -129,26 +132,20 @@ impl Handler for Resp {
         action
     }
 
-    /// Arms the sweep timer for the earliest deadline, if none is armed
-    /// for it yet. (A timer armed for later is left to fire: it only sweeps.)
-    fn on_tick(&mut self, ctx: &mut Ctx<'_>, _: &ioplex::Tick) {
-        let Some(next) = self.db.next_deadline() else {
-            return;
-        };
-        let now = self.db.now_ms();
-        let at = next.min(now + SWEEP_EVERY);
-        if self.armed.is_none_or(|armed| at < armed) {
-            ctx.set_timer(Duration::from_millis(at.saturating_sub(now)), at);
-            self.armed = Some(at);
+    /// Pipelined commands held back by a backlog go on once it is written.
+    fn on_drain(&mut self, ctx: &mut Ctx<'_>, conn: &mut Conn) -> Action {
+        if std::mem::take(&mut conn.client.held) {
+            ctx.resume_reading(ctx.id()); // hands the kept commands back
         }
+        Action::Continue
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_>, _: &ioplex::Tick) {
+        self.db.arm_sweep(ctx);
     }
 
     fn on_loop_timer(&mut self, _: &mut Ctx<'_>, tag: u64) {
-        let dropped = self.db.sweep();
-        log::trace!("expired {dropped} keys");
-        if self.armed == Some(tag) {
-            self.armed = None; // `on_tick` arms the next one
-        }
+        self.db.swept(tag);
     }
 }
 
@@ -180,7 +177,6 @@ fn run(args: Args) -> std::io::Result<()> {
         out: Vec::new(),
         max_bulk: args.max_bulk,
         clients: 0,
-        armed: None,
     };
     reactor.run(&mut server)
 }

@@ -30,6 +30,11 @@ impl<'a, 'c> Out<'a, 'c> {
         Out { buf, ctx, resp3 }
     }
 
+    /// The loop, for what is not a reply (how much is queued, pausing).
+    pub fn ctx(&mut self) -> &mut Ctx<'c> {
+        self.ctx
+    }
+
     /// Sends what is gathered (the caller does at the end of each read).
     pub fn flush(&mut self) {
         if !self.buf.is_empty() {

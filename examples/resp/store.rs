@@ -3,15 +3,19 @@
 //! (lazy: a read never sees it, to the millisecond), and a heap of
 //! deadlines lets a loop timer drop the keys nobody touches (active).
 
+use ioplex::Ctx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use crate::set::Set;
 
 /// Keys dropped by one sweep at most: the loop stays responsive when a
 /// million keys expire in the same millisecond (the rest go next turn).
 const SWEEP_MAX: usize = 10_000;
+/// Longest the sweep timer waits: far deadlines are looked at 10 times a
+/// second, as Redis' `hz 10` does.
+const SWEEP_EVERY: u64 = 100;
 
 /// A hash: field → value.
 pub type Hash = HashMap<Box<[u8]>, Box<[u8]>>;
@@ -39,6 +43,8 @@ pub struct Store {
     /// Keys with a deadline: 0 means no lookup pays for the expiry check.
     volatile: usize,
     start: Instant,
+    /// When the sweep timer armed last is due (its tag), until it fires.
+    armed: Option<u64>,
 }
 
 impl Store {
@@ -48,6 +54,7 @@ impl Store {
             deadlines: BinaryHeap::new(),
             volatile: 0,
             start: Instant::now(),
+            armed: None,
         }
     }
 
@@ -147,30 +154,43 @@ impl Store {
         }
     }
 
-    /// The earliest deadline filed (maybe stale: then a sweep finds nothing).
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    /// From `on_tick`: arms a loop timer for the earliest deadline filed
+    /// (maybe stale: then the sweep finds nothing), unless one is armed for
+    /// it. A timer armed for later is left to fire: it only sweeps.
+    pub fn arm_sweep(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(Reverse((next, _))) = self.deadlines.peek() else {
+            return;
+        };
+        let now = self.now_ms();
+        let at = (*next).min(now + SWEEP_EVERY);
+        if self.armed.is_none_or(|armed| at < armed) {
+            ctx.set_timer(Duration::from_millis(at.saturating_sub(now)), at);
+            self.armed = Some(at);
+        }
     }
 
-    /// Drops keys whose deadline has passed; looks at [`SWEEP_MAX`]
-    /// deadlines at most. Returns how many keys it dropped.
-    pub fn sweep(&mut self) -> usize {
+    /// From `on_loop_timer`: the sweep timer `tag` fired. Drops the keys
+    /// whose deadline has passed, looking at [`SWEEP_MAX`] deadlines at most.
+    pub fn swept(&mut self, tag: u64) {
+        if self.armed == Some(tag) {
+            self.armed = None; // `arm_sweep` arms the next one
+        }
         let now = self.now_ms();
-        let mut dropped = 0;
         for _ in 0..SWEEP_MAX {
-            match self.deadlines.peek() {
-                Some(Reverse((at, _))) if *at <= now => {}
-                _ => break,
+            if self
+                .deadlines
+                .peek()
+                .is_none_or(|Reverse((at, _))| *at > now)
+            {
+                return;
             }
             let Some(Reverse((at, key))) = self.deadlines.pop() else {
-                break;
+                return;
             };
             if self.map.get(&key).is_some_and(|e| e.expires == at) {
                 self.map.remove(&key);
                 self.volatile -= 1;
-                dropped += 1;
             }
         }
-        dropped
     }
 }
