@@ -89,6 +89,14 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Vec<u8> {
     line
 }
 
+/// Reads one reply per `want`, each compared as text (a mismatch reads well).
+fn assert_replies(r: &mut BufReader<TcpStream>, want: &[&[u8]]) {
+    for w in want {
+        let got = read_reply(r);
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(w));
+    }
+}
+
 #[test]
 fn strings_and_counters_answer_as_redis_does() {
     let s = server();
@@ -360,12 +368,7 @@ fn hello_3_switches_that_connection_to_resp3_replies() {
         b"~1\r\n$1\r\na\r\n",
         b"%1\r\n$4\r\nsave\r\n$0\r\n\r\n",
     ];
-    for w in want {
-        assert_eq!(
-            String::from_utf8_lossy(&read_reply(&mut r)),
-            String::from_utf8_lossy(w)
-        );
-    }
+    assert_replies(&mut r, &want);
     assert!(
         read_reply(&mut r).starts_with(b"*14\r\n"),
         "HELLO 2 answers in RESP2"
@@ -385,12 +388,7 @@ fn unknown_command_is_an_error_and_the_connection_stays() {
         b"-ERR unknown command 'NOTACMD', with args beginning with: 'x y' \r\n",
         b"+PONG\r\n",
     ];
-    for w in want {
-        assert_eq!(
-            String::from_utf8_lossy(&read_reply(&mut r)),
-            String::from_utf8_lossy(w)
-        );
-    }
+    assert_replies(&mut r, &want);
 }
 
 #[test]

@@ -8,13 +8,16 @@ use crate::reply::{NOT_INTEGER, WRONGTYPE};
 use crate::store::{Hash, Store, Value};
 use std::collections::{HashMap, VecDeque};
 
+/// Picks a kind of collection out of a value: `None` for any other kind.
+pub type Pick<T> = fn(&mut Value) -> Option<&mut T>;
+
 /// The collection at `key` as `get` picks it out of the value, made with
 /// `make` when the key is absent. `None`: the key holds another kind.
 pub fn collection<'v, T>(
     db: &'v mut Store,
     key: &[u8],
     make: fn() -> Value,
-    get: fn(&mut Value) -> Option<&mut T>,
+    get: Pick<T>,
 ) -> Option<&'v mut T> {
     if db.get(key).is_none() {
         db.insert(key, make());
@@ -62,7 +65,7 @@ pub fn rpush(c: &mut Call<'_, '_, '_>) {
 
 /// The COUNT of LPOP/RPOP/SPOP: `Some(None)` when not given; `None` once
 /// the error is answered.
-pub fn count(c: &mut Call<'_, '_, '_>, name: &str) -> Option<Option<usize>> {
+fn count(c: &mut Call<'_, '_, '_>, name: &str) -> Option<Option<usize>> {
     let error = match c.args.len() {
         2 => return Some(None),
         3 => match parse_int(c.args.get(2)) {
@@ -79,37 +82,60 @@ pub fn count(c: &mut Call<'_, '_, '_>, name: &str) -> Option<Option<usize>> {
     None
 }
 
-/// LPOP / RPOP `key [count]`: one element, or an array of up to `count`.
-fn pop(c: &mut Call<'_, '_, '_>, front: bool, name: &str) {
+/// What LPOP, RPOP and SPOP pop from.
+pub trait Members {
+    fn len(&self) -> usize;
+    fn take(&mut self, front: bool) -> Option<Box<[u8]>>;
+}
+
+impl Members for VecDeque<Box<[u8]>> {
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn take(&mut self, front: bool) -> Option<Box<[u8]>> {
+        if front {
+            self.pop_front()
+        } else {
+            self.pop_back()
+        }
+    }
+}
+
+/// LPOP, RPOP, SPOP `key [count]`: one member, or an array (SPOP: a set)
+/// of up to `count`. The key goes with its last member.
+pub fn pop<T: Members>(c: &mut Call<'_, '_, '_>, name: &str, pick: Pick<T>, front: bool) {
     let Some(n) = count(c, name) else { return };
+    let spop = name == "spop";
     let key = c.args.get(1);
-    let l = match c.db.get(key) {
-        None if n.is_some() => return c.out.nil_array(),
-        None => return c.out.nil(),
-        Some(v) => match list(v) {
-            Some(l) => l,
+    let members = match c.db.get(key) {
+        None if n.is_none() => return c.out.nil(),
+        None if spop => return c.out.set(0),
+        None => return c.out.nil_array(),
+        Some(v) => match pick(v) {
+            Some(m) => m,
             None => return c.out.error(WRONGTYPE),
         },
     };
-    let take = n.unwrap_or(1).min(l.len());
-    if n.is_some() {
-        c.out.array(take);
+    let take = n.unwrap_or(1).min(members.len());
+    match n {
+        Some(_) if spop => c.out.set(take),
+        Some(_) => c.out.array(take),
+        None => {}
     }
     for _ in 0..take {
-        let item = if front { l.pop_front() } else { l.pop_back() };
-        c.out.bulk(&item.expect("counted above"));
+        c.out.bulk(&members.take(front).expect("counted above"));
     }
-    if l.is_empty() {
+    if members.len() == 0 {
         c.db.remove(key);
     }
 }
 
 pub fn lpop(c: &mut Call<'_, '_, '_>) {
-    pop(c, true, "lpop");
+    pop(c, "lpop", list, true);
 }
 
 pub fn rpop(c: &mut Call<'_, '_, '_>) {
-    pop(c, false, "rpop");
+    pop(c, "rpop", list, false);
 }
 
 pub fn lrange(c: &mut Call<'_, '_, '_>) {

@@ -3,7 +3,7 @@
 //! `HashSet` has no random member; taking the first one again and again
 //! walks ever more emptied buckets).
 
-use crate::collections::{collection, count};
+use crate::collections::{Members, collection, pop};
 use crate::commands::Call;
 use crate::reply::WRONGTYPE;
 use crate::store::Value;
@@ -17,11 +17,16 @@ pub struct Set {
     index: HashMap<Box<[u8]>, usize>,
 }
 
-impl Set {
-    pub fn len(&self) -> usize {
+impl Members for Set {
+    fn len(&self) -> usize {
         self.members.len()
     }
+    fn take(&mut self, _front: bool) -> Option<Box<[u8]>> {
+        self.pop_random()
+    }
+}
 
+impl Set {
     /// Adds `m`; `false` if it was a member already.
     pub fn insert(&mut self, m: &[u8]) -> bool {
         if self.index.contains_key(m) {
@@ -70,26 +75,7 @@ pub fn scard(c: &mut Call<'_, '_, '_>) {
     }
 }
 
-/// SPOP `key [count]`: one random member, or an array of up to `count`.
+/// SPOP `key [count]`: one random member, or a set of up to `count`.
 pub fn spop(c: &mut Call<'_, '_, '_>) {
-    let Some(n) = count(c, "spop") else { return };
-    let key = c.args.get(1);
-    let s = match c.db.get(key) {
-        None if n.is_some() => return c.out.set(0),
-        None => return c.out.nil(),
-        Some(v) => match set(v) {
-            Some(s) => s,
-            None => return c.out.error(WRONGTYPE),
-        },
-    };
-    let take = n.unwrap_or(1).min(s.len());
-    if n.is_some() {
-        c.out.set(take);
-    }
-    for _ in 0..take {
-        c.out.bulk(&s.pop_random().expect("counted above"));
-    }
-    if s.len() == 0 {
-        c.db.remove(key);
-    }
+    pop(c, "spop", set, false);
 }
