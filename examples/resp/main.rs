@@ -50,6 +50,7 @@ const BACKLOG: usize = 1 << 20;
 
 /// A Redis-protocol (RESP2, RESP3 after HELLO 3) key-value server on the ioplex event loop.
 #[derive(clap::Parser)]
+#[command(name = "resp")]
 struct Args {
     /// Address to listen on (6380: beside a Redis on 6379).
     #[arg(long, default_value = "127.0.0.1:6380")]
