@@ -296,6 +296,31 @@ fn ttl_is_exact_to_the_second_and_keys_leave_on_the_loops_timer() {
     );
 }
 
+/// Deadlines at the edge of i64 milliseconds: refused, or kept and
+/// counted down, never an overflow (the tests run a debug build: it would panic).
+#[test]
+fn deadlines_near_the_end_of_time_neither_overflow_nor_panic() {
+    let s = server();
+    for ms in [
+        "9223372036854775000",
+        "9223372036854775300",
+        "9223372036854775807",
+    ] {
+        let set = cli(&s, &format!("SET k v PX {ms}"));
+        assert!(
+            set == "OK" || set == "(error) ERR invalid expire time in 'set' command",
+            "{set}"
+        );
+        for command in ["TTL k", "PTTL k", "EXPIRE k 9223372036854775 GT", "TTL k"] {
+            assert!(
+                cli(&s, command).starts_with("(integer) "),
+                "{command} after PX {ms}"
+            );
+        }
+    }
+    assert_eq!(cli(&s, "PING"), "PONG");
+}
+
 #[test]
 fn connect_time_commands_of_redis_cli_and_redis_py_are_answered() {
     let s = server();
@@ -453,6 +478,72 @@ fn a_big_bulk_sent_in_pieces_is_stored_and_read_back_whole() {
         got[10..got.len() - 2] == value[..],
         "GET gave other bytes back"
     );
+}
+
+/// 20,000 commands of random words and edge-case numbers, keys of every
+/// kind colliding: each gets one well-formed reply and the server lives on
+/// (the test binary's server is a debug build: an overflow would panic).
+#[test]
+fn random_commands_each_get_one_reply_and_never_bring_the_server_down() {
+    const NAMES: &[&str] = &[
+        "get", "set", "ping", "incr", "lpush", "lpop", "rpush", "rpop", "lrange", "sadd", "spop",
+        "scard", "hset", "hget", "mset", "mget", "del", "exists", "decr", "incrby", "decrby",
+        "expire", "ttl", "pttl", "echo", "dbsize", "select", "config", "command", "client",
+        "hello", "nosuch",
+    ];
+    const KEYS: &[&str] = &["k", "l", "s", "h", "n"];
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "2",
+        "100",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775",
+        "-9223372036854775",
+        "01",
+        "",
+    ];
+    const WORDS: &[&str] = &[
+        "abc", "nx", "xx", "gt", "lt", "ex", "px", "keepttl", "get", "docs", "count", "setname",
+        "getname", "setinfo", "lib-name", "3", "2", "save", "*",
+    ];
+    let s = server();
+    let mut rng = fastrand::Rng::with_seed(16);
+    let mut input = Vec::new();
+    for _ in 0..20_000 {
+        // A name, then mostly a key, then numbers and words.
+        let mut args: Vec<&[u8]> = vec![NAMES[rng.usize(..NAMES.len())].as_bytes()];
+        for j in 0..rng.usize(0..6) {
+            let kind = match (j, rng.u8(..5)) {
+                (0, 0) => NUMBERS,
+                (0, _) => KEYS,
+                (_, 0..2) => NUMBERS,
+                _ => WORDS,
+            };
+            args.push(kind[rng.usize(..kind.len())].as_bytes());
+        }
+        input.extend(encode(&args));
+    }
+    input.extend(encode(&[b"PING", b"alive"]));
+    let mut c = connect(s.addr);
+    let writer = {
+        let mut c = c.try_clone().unwrap();
+        std::thread::spawn(move || c.write_all(&input))
+    };
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    for i in 0..20_000 {
+        let reply = read_reply(&mut r);
+        assert!(
+            b"+-:$*%~_".contains(&reply[0]),
+            "reply {i}: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    assert_eq!(read_reply(&mut r), b"$5\r\nalive\r\n");
+    writer.join().unwrap().unwrap();
+    c.write_all(b"PING\r\n").unwrap();
 }
 
 /// Resident memory of process `pid`, in bytes.

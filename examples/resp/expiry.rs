@@ -93,7 +93,8 @@ fn left(c: &mut Call<'_, '_, '_>) -> i64 {
 /// Seconds left, rounded to the nearest as Redis does (`EXPIRE k 100` then `TTL k`: 100).
 pub fn ttl(c: &mut Call<'_, '_, '_>) {
     let ms = left(c);
-    c.out.int(if ms < 0 { ms } else { (ms + 500) / 1000 });
+    let rounded = ms / 1000 + i64::from(ms % 1000 >= 500); // no `ms + 500`: it may overflow
+    c.out.int(if ms < 0 { ms } else { rounded });
 }
 
 pub fn pttl(c: &mut Call<'_, '_, '_>) {
