@@ -1,6 +1,6 @@
-//! The command table and the commands about the connection and the server:
-//! arity is checked once, here, the way Redis words its errors; each
-//! command is a plain function of one [`Call`].
+//! The command table, and the commands about the server (DBSIZE, CONFIG
+//! GET, COMMAND): arity is checked once, here, the way Redis words its
+//! errors; each command is a plain function of one [`Call`].
 
 use crate::collections::{hget, hset, lpop, lpush, lrange, rpop, rpush};
 use crate::connection::{client, echo, hello, ping, quit, select};

@@ -1,6 +1,6 @@
 //! The commands about the connection itself: PING, ECHO, QUIT, SELECT,
 //! and what `redis-cli` and `redis-py` send when they connect (CLIENT
-//! SETNAME / SETINFO, HELLO 2).
+//! SETNAME / SETINFO, HELLO 2 or 3).
 
 use crate::commands::{Call, is, unknown_sub};
 use crate::lex::parse_int;

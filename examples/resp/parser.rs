@@ -170,7 +170,7 @@ impl Parser {
     ) -> Result<Option<(&'b [u8], usize)>, ProtocolError> {
         let end = buf.len().min(from + MAX_INLINE);
         let look = self.seen.max(from).min(end);
-        match memchr::memchr(b'\r', &buf[look..end]).map(|i| look + i) {
+        match find_cr(&buf[look..end]).map(|i| look + i) {
             Some(cr) if cr + 1 < buf.len() => {
                 self.seen = 0;
                 Ok(Some((&buf[from..cr], cr + 2)))
@@ -185,5 +185,15 @@ impl Parser {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The first `\r`: a header line (`*3`, `$5`) is a few bytes, where a plain
+/// loop beats `memchr`'s setup; longer ones go to `memchr`.
+fn find_cr(hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(16)];
+    match head.iter().position(|&b| b == b'\r') {
+        None if hay.len() > head.len() => memchr::memchr(b'\r', &hay[16..]).map(|i| i + 16),
+        found => found,
     }
 }

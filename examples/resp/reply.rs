@@ -1,9 +1,10 @@
-//! RESP2 replies (and the RESP3 forms of nil, map and set, for clients
-//! that asked with `HELLO 3`, as redis-py 8 does by default). Every reply to one read goes into the loop's one reply
-//! buffer and leaves in one `send` when the read is answered: sixteen
-//! pipelined commands cost one system call, not sixteen. Integers are
-//! written with `itoa` (no allocation), and a big bulk value goes out with
-//! `send_parts` straight from the store, never copied into the buffer.
+//! RESP2 replies, and the RESP3 forms of nil, map and set for clients
+//! that asked with `HELLO 3` (redis-py 8 does by default). Every reply to
+//! one read goes into the loop's one reply buffer and leaves in one `send`
+//! when the read is answered: sixteen pipelined commands cost one system
+//! call, not sixteen. Integers are written with `itoa` (no allocation), and
+//! a big bulk value goes out with `send_parts` straight from the store,
+//! never copied into the buffer.
 
 use ioplex::Ctx;
 
