@@ -13,8 +13,15 @@ use std::time::Duration;
 
 /// The server on 127.0.0.1:0, logging warnings only (a passing test stays quiet).
 fn server() -> ExampleServer {
+    server_with(&[])
+}
+
+/// [`server`] with more flags.
+fn server_with(flags: &[&str]) -> ExampleServer {
     let mut cmd = Command::new(example_path("resp"));
-    cmd.args(["--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+    cmd.args(["--addr", "127.0.0.1:0"])
+        .args(flags)
+        .env("RUST_LOG", "warn");
     ExampleServer::start_command("resp", cmd)
 }
 
@@ -640,6 +647,33 @@ fn protocol_errors_close_only_that_connection() {
     }
     bystander.write_all(b"lo\r\nPING\r\n").unwrap();
     assert_eq!(read_n(&mut bystander, 18), b"$5\r\nhello\r\n+PONG\r\n");
+}
+
+/// `--max-bulk` (Redis' proto-max-bulk-len) is enforced from the `$N`
+/// header, before any of the N bytes are sent; a usage error names the
+/// flags when the query limit could not hold such a bulk.
+#[test]
+fn max_bulk_is_refused_from_the_header_and_checked_against_max_query() {
+    let s = server_with(&["--max-bulk", "1000", "--max-query", "100000"]);
+    let mut c = connect(s.addr);
+    c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\n")
+        .unwrap();
+    c.write_all(&[b'v'; 1000]).unwrap();
+    c.write_all(b"\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1001\r\n")
+        .unwrap();
+    let got = String::from_utf8(read_to_eof(&mut c)).unwrap();
+    assert_eq!(got, "+OK\r\n-ERR Protocol error: invalid bulk length\r\n");
+
+    let mut cmd = Command::new(example_path("resp"));
+    cmd.args(["--max-bulk", "100000", "--max-query", "100000"])
+        .stderr(Stdio::piped());
+    let out = run_bounded(cmd, b"", Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-query must be larger than --max-bulk"),
+        "{stderr}"
+    );
 }
 
 #[test]
