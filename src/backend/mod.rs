@@ -72,6 +72,11 @@ impl Backend {
     /// assert_eq!(Backend::parse("epoll", Some("edge"))?, Backend::Epoll(Trigger::Edge));
     /// let err = Backend::parse("select", Some("edge")).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    /// let err = Backend::parse("kqueue", None).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"unknown backend "kqueue"; valid backends: mio, epoll, poll, select"#
+    /// );
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn parse(backend: &str, trigger: Option<&str>) -> io::Result<Backend> {
@@ -80,7 +85,11 @@ impl Backend {
             Some("level") => Some(Trigger::Level),
             Some("edge") => Some(Trigger::Edge),
             Some("oneshot") => Some(Trigger::Oneshot),
-            Some(other) => return Err(unsupported(format!("unknown trigger {other:?}"))),
+            Some(other) => {
+                return Err(unsupported(format!(
+                    "unknown trigger {other:?}; valid triggers: level, edge, oneshot"
+                )));
+            }
         };
         match (backend, trig) {
             ("mio", None | Some(Trigger::Edge)) => Ok(Backend::Mio),
@@ -93,7 +102,9 @@ impl Backend {
             (name @ ("poll" | "select"), Some(t)) => Err(unsupported(format!(
                 "the {name} backend is level-triggered only, not {t:?}"
             ))),
-            (other, _) => Err(unsupported(format!("unknown backend {other:?}"))),
+            (other, _) => Err(unsupported(format!(
+                "unknown backend {other:?}; valid backends: mio, epoll, poll, select"
+            ))),
         }
     }
 }
