@@ -1,5 +1,6 @@
 //! `Snapshot::to_prometheus` read back by the format's reference parser
-//! (Python's `prometheus_client`).
+//! (Python's `prometheus_client`), and echo_select's `--metrics` listener
+//! scraped over HTTP by curl and by that parser.
 
 mod common;
 
@@ -8,6 +9,7 @@ use ioplex::{Action, Config, Ctx, Handler};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -20,7 +22,14 @@ try:
     from prometheus_client.parser import text_string_to_metric_families
 except ImportError:
     sys.exit("FATAL: python3 -m pip install prometheus_client (.ci/run does)")
-text = sys.argv[1]
+if sys.argv[1].startswith('http'):
+    import urllib.request
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        assert r.status == 200, r.status
+        assert r.headers['Content-Type'].startswith('text/plain; version=0.0.4'), r.headers
+        text = r.read().decode()
+else:
+    text = sys.argv[1]
 for f in text_string_to_metric_families(text):
     for s in f.samples:
         print('\t'.join([f.type, f.name, s.name, str(int(s.value)), f.documentation]))
@@ -94,4 +103,58 @@ fn the_prometheus_text_parses_with_every_counter_its_value_and_its_doc_as_help()
         "{parsed}"
     );
     server.stop();
+}
+
+/// `curl -sS -i URL`: the whole reply, headers and body.
+fn curl(url: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-i", "--max-time", "10", url])
+        .stderr(Stdio::piped());
+    let out = run_bounded(cmd, b"", LIMIT);
+    assert!(
+        out.status.success(),
+        "curl (needed by this test: .ci/run installs it) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn echo_select_serves_its_counters_on_the_metrics_listener_to_curl_and_the_parser() {
+    let server = ExampleServer::start(
+        "echo_select",
+        &["--addr", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+    );
+    let line = server
+        .stdout_line("metrics on ", IO_TIMEOUT)
+        .expect("echo_select printed no `metrics on` line");
+    let url = line.trim_start_matches("metrics on ").trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"), "{url}");
+    // Echo traffic, so the counters have something to say.
+    let mut c = connect(server.addr);
+    assert_eq!(read_n(&mut c, 8), b"hello...");
+    c.write_all(b"ping").unwrap();
+    assert_eq!(read_n(&mut c, 13), b"response:ping");
+
+    let reply = curl(&url);
+    let (head, body) = reply.split_once("\r\n\r\n").expect("headers");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    assert!(!body.contains("hello..."), "the echo greeting reached the scraper");
+    assert!(body.contains("# TYPE ioplex_accepted_total counter\n"), "{body}");
+
+    let parsed = python(PARSE, &[&url], LIMIT);
+    let want = counters(&ioplex::Snapshot::default());
+    check(&parsed, "ioplex", &want, |k, v| match k {
+        // The echo client and the two scrapes so far (curl's, this one).
+        "accepted" => assert!(v >= 3, "accepted {v}"),
+        "bytes_in" => assert!(v >= 4, "bytes_in {v}"),
+        _ => {}
+    });
+
+    let other = curl(&url.replace("/metrics", "/other"));
+    assert!(other.starts_with("HTTP/1.1 404 Not Found\r\n"), "{other}");
+    // The echo connection is still served as before.
+    c.write_all(b"again").unwrap();
+    assert_eq!(read_n(&mut c, 14), b"response:again");
 }
