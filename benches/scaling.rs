@@ -13,7 +13,7 @@
 //! stops at 1,000 idle connections, since it cannot watch fd 1024.
 
 #[allow(dead_code)]
-#[path = "../examples/idle_scaling.rs"]
+#[path = "../examples/idle_scaling/main.rs"]
 mod idle_scaling;
 
 use idle_scaling::{Sample, measure, raise_fd_limit, serve, spawn_server};

@@ -112,12 +112,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
-    let mut reactor = Reactor::new(Config {
-        idle_timeout: Some(Duration::from_secs(args.idle_timeout)),
-        max_connections_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
-        busy_message: b"error: too many connections; try again later\n".to_vec(),
-        ..config(backend)
-    })?;
+    let idle = Duration::from_secs(args.idle_timeout);
+    let mut reactor = Reactor::new(support::limited(config(backend), idle, args.max_per_ip))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     log::info!("echo_select on {addr} ({})", reactor.config().backend);

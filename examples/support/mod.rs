@@ -5,9 +5,27 @@
 
 pub mod metrics_http;
 
+use ioplex::Config;
 use std::fmt::Display;
 use std::io;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// What a client turned away at a connection cap reads before the close.
+pub const BUSY: &[u8] = b"error: too many connections; try again later\n";
+
+/// `base` plus the two limits every server here sets for its protocol: a
+/// connection silent for `idle` is closed, and one client address holds at
+/// most `per_ip` connections (0: no cap; the next ones get [`BUSY`]), so
+/// no one address can lock the others out.
+pub fn limited(base: Config, idle: Duration, per_ip: usize) -> Config {
+    Config {
+        idle_timeout: Some(idle),
+        max_connections_per_ip: (per_ip > 0).then_some(per_ip),
+        busy_message: BUSY.to_vec(),
+        ..base
+    }
+}
 
 /// Logs to stderr at INFO; `RUST_LOG=debug` (or `warn`, …) overrides.
 pub fn logger() {
@@ -34,7 +52,9 @@ pub fn exit(result: Result<(), impl Display>) -> ExitCode {
 /// its own checks) for a flag value only the program can judge.
 pub fn usage_error<A: clap::CommandFactory>(e: impl Display) -> ! {
     let bin = std::env::args().next().unwrap_or_default();
-    let bin = std::path::Path::new(&bin).file_name().map(|n| n.to_string_lossy().into_owned());
+    let bin = std::path::Path::new(&bin)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let mut cmd = A::command();
     if let Some(bin) = bin {
         cmd = cmd.bin_name(bin);
@@ -51,9 +71,9 @@ pub fn cannot(what: impl Display) -> impl FnOnce(io::Error) -> io::Error {
         let text = e.to_string();
         let text = text.split(" (os error").next().unwrap_or(&text);
         let mut chars = text.chars();
-        let lower: String = chars.next().map_or(String::new(), |c| {
-            c.to_lowercase().chain(chars).collect()
-        });
+        let lower: String = chars
+            .next()
+            .map_or(String::new(), |c| c.to_lowercase().chain(chars).collect());
         io::Error::new(e.kind(), format!("cannot {what}: {lower}"))
     }
 }
