@@ -129,7 +129,10 @@ fn echo_select_serves_its_counters_on_the_metrics_listener_to_curl_and_the_parse
         .stdout_line("metrics on ", IO_TIMEOUT)
         .expect("echo_select printed no `metrics on` line");
     let url = line.trim_start_matches("metrics on ").trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
+        "{url}"
+    );
     // Echo traffic, so the counters have something to say.
     let mut c = connect(server.addr);
     assert_eq!(read_n(&mut c, 8), b"hello...");
@@ -139,9 +142,18 @@ fn echo_select_serves_its_counters_on_the_metrics_listener_to_curl_and_the_parse
     let reply = curl(&url);
     let (head, body) = reply.split_once("\r\n\r\n").expect("headers");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
-    assert!(!body.contains("hello..."), "the echo greeting reached the scraper");
-    assert!(body.contains("# TYPE ioplex_accepted_total counter\n"), "{body}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        !body.contains("hello..."),
+        "the echo greeting reached the scraper"
+    );
+    assert!(
+        body.contains("# TYPE ioplex_accepted_total counter\n"),
+        "{body}"
+    );
 
     let parsed = python(PARSE, &[&url], LIMIT);
     let want = counters(&ioplex::Snapshot::default());

@@ -17,7 +17,11 @@ impl Handler for Which {
     type Conn = ();
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
         let here = ctx.local_addr(ctx.id());
-        ctx.send(if here == Some(self.admin) { b"admin\n" } else { b"serve\n" });
+        ctx.send(if here == Some(self.admin) {
+            b"admin\n"
+        } else {
+            b"serve\n"
+        });
         ctx.close(ctx.id());
     }
     fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {

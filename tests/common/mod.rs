@@ -139,7 +139,9 @@ impl Captured {
                     break;
                 }
                 let (lock, cond) = &*keep.0;
-                lock.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf[..n]);
+                lock.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
                 cond.notify_all();
             }
         })
