@@ -19,7 +19,8 @@
 //!   holds at most `--max-per-ip` (64) connections, the next ones are told
 //!   `error: too many connections; try again later` and closed, and a
 //!   connection silent for `--idle-timeout` (300 s: a person typing may
-//!   pause) is closed, so a newcomer even from that address gets in.
+//!   pause) is closed, so a newcomer even from that address gets in (once
+//!   the closed ones have drained for `Config::linger`, 2 s).
 //!
 //! Like the notes' `select(inputs, outputs, [], 1)`, the loop wakes at least
 //! once a second and logs (at debug level) the counts the notes print.

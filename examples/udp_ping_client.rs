@@ -82,8 +82,9 @@ fn run(args: Args) -> std::io::Result<()> {
     let to = args.addr;
     sock.connect(to)
         .map_err(support::cannot(format!("send to {to}")))?; // only its replies come in
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .map_err(|e| std::io::Error::other(format!("--timeout {}: {e}", args.timeout)))?;
+    let timeout = Duration::try_from_secs_f64(args.timeout).unwrap_or_else(|e| {
+        support::usage_error::<Args>(format!("--timeout {}: {e}", args.timeout))
+    });
     let ip = args.addr.ip();
     let mut rtts = Vec::new();
     for seq in 1..=args.count {
