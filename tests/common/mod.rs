@@ -130,7 +130,7 @@ pub struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
 
 impl Captured {
     /// Copies `from` into memory on a thread of its own until it closes.
-    fn drain(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
+    pub fn drain(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
         let keep = self.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
