@@ -59,7 +59,7 @@ fn print_until_closed(mut reader: TcpStream) -> ! {
 }
 
 fn run(addr: &str) -> io::Result<()> {
-    let stream = TcpStream::connect(addr).map_err(support::cannot(format!("connect to {addr}")))?;
+    let stream = support::connect(addr, None)?;
     eprintln!("connected to {addr}; type lines, Ctrl-D to finish");
     let reader = stream.try_clone()?;
     let printer = std::thread::spawn(move || print_until_closed(reader));

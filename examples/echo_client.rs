@@ -63,9 +63,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> io::Result<()> {
     let addr = &args.addr;
-    let mut sock =
-        TcpStream::connect(addr).map_err(support::cannot(format!("connect to {addr}")))?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let messages: Vec<String> = if args.stdin {
         io::stdin().lock().lines().collect::<io::Result<_>>()?
     } else if args.messages.is_empty() {

@@ -83,8 +83,7 @@ impl Handler for Framed {
 
 /// Sends every request at once, then reads the replies in order.
 fn client(addr: &str, requests: &[String]) -> std::io::Result<()> {
-    let mut sock = std::net::TcpStream::connect(addr)
-        .map_err(support::cannot(format!("connect to {addr}")))?;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let mut codec = LengthPrefixed::new(64 << 20);
     let mut wire = Vec::new();
     for r in requests {

@@ -90,9 +90,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> io::Result<()> {
     let addr = &args.addr;
-    let mut sock =
-        TcpStream::connect(addr).map_err(support::cannot(format!("connect to {addr}")))?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let mut codec = Handshake::new(64 << 20);
     let requests: Vec<String> = if args.requests.is_empty() {
         io::stdin().lock().lines().collect::<io::Result<_>>()?

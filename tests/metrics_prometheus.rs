@@ -5,10 +5,9 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, Config, Ctx, Handler};
+use ioplex::Config;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -66,17 +65,6 @@ fn check(parsed: &str, prefix: &str, want: &BTreeMap<String, u64>, min_ok: impl 
     );
     for (k, v) in &seen {
         min_ok(k, *v);
-    }
-}
-
-struct Echo;
-
-impl Handler for Echo {
-    type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-        ctx.send(data);
-        Action::Continue
     }
 }
 

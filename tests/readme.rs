@@ -20,7 +20,7 @@ mod common;
 use common::*;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What a row's commands should show, keyed by the example's name.
@@ -217,7 +217,7 @@ fn shows(text: &str, pattern: &str) -> bool {
 /// A namespace of its own (loopback up, an empty tmpfs on /tmp), held by a
 /// sleeping process; every command runs in it with `nsenter`.
 struct Sandbox {
-    holder: Child,
+    holder: Quiet,
 }
 
 impl Sandbox {
@@ -241,29 +241,25 @@ impl Sandbox {
              mount --bind $k /mnt/keep$i; done; mount -t tmpfs tmpfs /tmp; i=0; for k in {keep}; do \
              i=$((i+1)); mkdir -p $k; mount --bind /mnt/keep$i $k; done; echo ready; exec sleep 600"
         );
-        let mut holder = Command::new("unshare")
-            .args([
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run unshare (util-linux): {e}"));
-        let (out, err) = (Captured::default(), Captured::default());
-        out.drain(holder.stdout.take().unwrap());
-        err.drain(holder.stderr.take().unwrap());
-        if out.line("ready", Duration::from_secs(10)).is_none() {
-            let _ = (holder.kill(), holder.wait());
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let holder = Quiet::spawn("unshare", cmd);
+        if holder
+            .stdout
+            .line("ready", Duration::from_secs(10))
+            .is_none()
+        {
             panic!(
                 "cannot make a network namespace (unshare, ip, root): {}",
-                err.text()
+                holder.output()
             );
         }
         Sandbox { holder }
@@ -272,7 +268,7 @@ impl Sandbox {
     /// `bash -c CMD` inside, in its own process group (killed as one).
     fn command(&self, cmd: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--target={}", self.holder.id()))
+        c.arg(format!("--target={}", self.holder.child.id()))
             .args(["--net", "--mount"])
             .arg(format!("--wd={}", env!("CARGO_MANIFEST_DIR")))
             .args(["bash", "-c", cmd])
@@ -282,57 +278,12 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
-}
+/// A command running in the sandbox: its output captured, its whole
+/// process group killed on drop.
+type Job = Quiet;
 
-/// A command running in the sandbox, its output captured; its whole
-/// process group is killed on drop. Its stdin stays open, as a terminal's
-/// does while nobody types (a chat client leaves at end of input).
-struct Job {
-    child: Child,
-    out: Captured,
-    err: Captured,
-    _stdin: std::process::ChildStdin,
-}
-
-impl Job {
-    fn start(sandbox: &Sandbox, cmd: &str, input: &str) -> Job {
-        let mut child = sandbox
-            .command(cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run nsenter (util-linux): {e}"));
-        let (out, err) = (Captured::default(), Captured::default());
-        out.drain(child.stdout.take().unwrap());
-        err.drain(child.stderr.take().unwrap());
-        let mut stdin = child.stdin.take().unwrap();
-        use std::io::Write;
-        let _ = stdin.write_all(input.as_bytes()); // a child that exits early closes it
-        Job {
-            child,
-            out,
-            err,
-            _stdin: stdin,
-        }
-    }
-
-    fn text(&self) -> String {
-        format!("{}{}", self.out.text(), self.err.text())
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        // SAFETY: signalling the process group of our own child.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
+fn job(sandbox: &Sandbox, cmd: &str, input: &str) -> Job {
+    Quiet::spawn_typed(cmd, sandbox.command(cmd), Some(input.as_bytes()))
 }
 
 /// Starts a row's first command: a server (it says `listening on`), or a
@@ -344,11 +295,11 @@ fn start_first(
     cmd: &str,
     limit: Duration,
 ) -> Result<(Job, bool), String> {
-    let mut job = Job::start(sandbox, &as_built(cmd), "");
+    let mut job = job(sandbox, &as_built(cmd), "");
     let deadline = Instant::now() + limit;
     loop {
         if job
-            .out
+            .stdout
             .line("listening on ", Duration::from_millis(20))
             .is_some()
         {
@@ -410,13 +361,13 @@ fn run_row(row: &Row, all: &[Row]) -> Result<(), String> {
     for cmd in clients {
         for copy in 1..=want.copies {
             let stdin = if copy == want.copies { want.stdin } else { "" };
-            jobs.push(Job::start(&sandbox, &as_built(cmd), stdin));
+            jobs.push(job(&sandbox, &as_built(cmd), stdin));
             std::thread::sleep(Duration::from_millis(200)); // one joins before the next speaks
         }
     }
     // Until everything is shown, or every client is done, or time is up.
     loop {
-        let text: String = seen.clone() + &jobs.iter().map(Job::text).collect::<String>();
+        let text: String = seen.clone() + &jobs.iter().map(Quiet::text).collect::<String>();
         let missing: Vec<&str> = want
             .shows
             .iter()
@@ -441,7 +392,7 @@ fn run_row(row: &Row, all: &[Row]) -> Result<(), String> {
             if missing.is_empty() {
                 return Ok(());
             }
-            let servers: String = held.iter().map(Job::text).collect();
+            let servers: String = held.iter().map(Quiet::text).collect();
             return Err(format!(
                 "{}: {:?} did not show {missing:?} within {:?}; they printed:\n{text}\n(server: {servers})",
                 row.example, row.commands, want.limit

@@ -8,6 +8,7 @@ pub mod metrics_http;
 use ioplex::Config;
 use std::fmt::Display;
 use std::io;
+use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -76,6 +77,14 @@ pub fn cannot(what: impl Display) -> impl FnOnce(io::Error) -> io::Error {
             .map_or(String::new(), |c| c.to_lowercase().chain(chars).collect());
         io::Error::new(e.kind(), format!("cannot {what}: {lower}"))
     }
+}
+
+/// Connects to `addr` (reads then give up after `read_timeout`); an error
+/// names the address: `cannot connect to 127.0.0.1:9999: connection refused`.
+pub fn connect(addr: &str, read_timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let sock = TcpStream::connect(addr).map_err(cannot(format!("connect to {addr}")))?;
+    sock.set_read_timeout(read_timeout)?;
+    Ok(sock)
 }
 
 /// Bytes from the network as one log line: lossy UTF-8 with control

@@ -72,6 +72,18 @@ impl<H: Handler + Send + 'static> Drop for Server<H> {
     }
 }
 
+/// Echoes every byte back, and nothing else.
+pub struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
+        ctx.send(data);
+        ioplex::Action::Continue
+    }
+}
+
 /// A blocking client with read/write timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -130,7 +142,7 @@ pub struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
 
 impl Captured {
     /// Copies `from` into memory on a thread of its own until it closes.
-    pub fn drain(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
+    fn drain(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
         let keep = self.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
@@ -180,7 +192,8 @@ impl Captured {
     }
 }
 
-/// A child process whose stdout and stderr are captured; killed on drop,
+/// A child process whose stdout and stderr are captured; killed on drop
+/// (with its whole process group, when it leads one: a shell's pipeline),
 /// and its output printed then (through the test's own captured output)
 /// only if the test is failing.
 pub struct Quiet {
@@ -189,13 +202,26 @@ pub struct Quiet {
     pub stdout: Captured,
     pub stderr: Captured,
     readers: Vec<JoinHandle<()>>,
+    /// Held open, as a terminal's stdin is while nobody types.
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 impl Quiet {
     /// Spawns `cmd` with piped stdout and stderr (stdin: nothing).
-    pub fn spawn(name: &str, mut cmd: Command) -> Quiet {
+    pub fn spawn(name: &str, cmd: Command) -> Quiet {
+        Quiet::spawn_typed(name, cmd, None)
+    }
+
+    /// Spawns `cmd`; with `input`, that is typed into its stdin, which then
+    /// stays open until the drop.
+    pub fn spawn_typed(name: &str, mut cmd: Command, input: Option<&[u8]>) -> Quiet {
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("NO_COLOR", "1")
@@ -206,12 +232,18 @@ impl Quiet {
             stdout.drain(child.stdout.take().unwrap()),
             stderr.drain(child.stderr.take().unwrap()),
         ];
+        let mut typed = child.stdin.take();
+        if let (Some(pipe), Some(input)) = (typed.as_mut(), input) {
+            use std::io::Write;
+            let _ = pipe.write_all(input); // a child that exits early closes it
+        }
         Quiet {
             child,
             name: name.to_owned(),
             stdout,
             stderr,
             readers,
+            _stdin: typed,
         }
     }
 
@@ -225,10 +257,20 @@ impl Quiet {
             self.stderr.text()
         )
     }
+
+    /// Its stdout, then its stderr, as text.
+    pub fn text(&self) -> String {
+        self.stdout.text() + &self.stderr.text()
+    }
 }
 
 impl Drop for Quiet {
     fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: asking for and signalling our own child's process group.
+        if unsafe { libc::getpgid(pid) } == pid {
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // The pipes close with the child (or with a grandchild it left: bounded).
