@@ -75,7 +75,7 @@ fn undocumented(help: &str) -> Vec<String> {
         let next = lines.get(i + 1).copied().unwrap_or("");
         let below = next.len() - next.trim_start().len() > indent && !next.trim().is_empty();
         let said = |h: &str| !h.is_empty() && !h.starts_with('[');
-        if !said(inline) && !(below && said(next.trim())) {
+        if !(said(inline) || (below && said(next.trim()))) {
             bare.push(line.to_string());
         }
     }
