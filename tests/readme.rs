@@ -380,7 +380,7 @@ fn run_row(row: &Row, all: &[Row]) -> Result<(), String> {
         if (missing.is_empty() && !want.shows.is_empty()) || done || Instant::now() > deadline {
             for j in jobs.iter_mut() {
                 if let Ok(Some(st)) = j.child.try_wait() {
-                    if !st.success() && !missing.is_empty() {
+                    if !st.success() && (!missing.is_empty() || want.shows.is_empty()) {
                         return Err(format!(
                             "{}: a client failed ({st}):\n{}",
                             row.example,
