@@ -5,16 +5,22 @@
 //!
 //! One command (it raises the fd soft limit itself):
 //! ```text
-//! cargo bench --bench scaling
+//! cargo bench --bench scaling                 # writes scaling-new.{md,svg}
+//! cargo bench --bench scaling -- --update     # rewrites the committed scaling.{md,svg}
+//! cargo bench --bench scaling -- --quick      # a minute: one run, 10 and 100 idle
 //! ```
-//! Writes `benches/results/scaling.svg` and `benches/results/scaling.md`.
+//! Files follow the rule of `benches/shared/output.rs`: a run writes beside
+//! the committed report (`scaling-new.*`, `scaling-quick.*`, ignored by git)
+//! and only a full run with `--update` rewrites `benches/results/scaling.*`.
 //! Each server runs in a child process (this binary, re-executed) so the
 //! client's and the server's descriptors do not share one fd table; `select`
 //! stops at 1,000 idle connections, since it cannot watch fd 1024.
 
 #[allow(dead_code)]
-#[path = "../examples/idle_scaling.rs"]
+#[path = "../examples/idle_scaling/main.rs"]
 mod idle_scaling;
+#[path = "shared/output.rs"]
+mod output;
 
 use idle_scaling::{Sample, measure, raise_fd_limit, serve, spawn_server};
 use ioplex::Backend;
@@ -28,8 +34,27 @@ const BACKENDS: [&str; 4] = ["mio", "epoll", "poll", "select"];
 const IDLE: [usize; 4] = [10, 100, 1_000, 10_000];
 const REPEATS: usize = 5;
 
-fn messages(idle: usize) -> usize {
-    if idle >= 10_000 { 600 } else { 2_000 }
+/// How much a run measures: the full sweep, or `--quick`'s look.
+struct Plan {
+    idle: &'static [usize],
+    repeats: usize,
+    /// Round trips per measurement at 1,000 idle or fewer.
+    messages: usize,
+}
+
+const FULL: Plan = Plan {
+    idle: &IDLE,
+    repeats: REPEATS,
+    messages: 2_000,
+};
+const QUICK: Plan = Plan {
+    idle: &[10, 100],
+    repeats: 1,
+    messages: 500,
+};
+
+fn messages(plan: &Plan, idle: usize) -> usize {
+    if idle >= 10_000 { 600 } else { plan.messages }
 }
 
 fn server(backend: &str, strace: Option<&str>) -> (Child, std::net::SocketAddr) {
@@ -91,25 +116,32 @@ fn main() {
         serve(Backend::parse(&b, None).unwrap(), "127.0.0.1:0").unwrap();
         return;
     }
-    if std::env::args().any(|a| a == "--list") {
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    if flag("--list") {
         return; // `cargo bench -- --list`
     }
+    let (quick, update) = (flag("--quick"), flag("--update"));
+    let stem = output::stem("scaling", update, quick, false).unwrap_or_else(|e| {
+        eprintln!("scaling: {e}");
+        std::process::exit(2);
+    });
+    let plan = if quick { &QUICK } else { &FULL };
     raise_fd_limit();
     let mut runs: Vec<(&str, usize, Vec<Sample>)> = Vec::new();
     for &b in &BACKENDS {
-        for &n in &IDLE {
+        for &n in plan.idle {
             if b != "select" || n <= 1_000 {
                 runs.push((b, n, Vec::new()));
             }
         }
     }
     // Repeats interleaved, medians kept: other load on the machine hits all alike.
-    for rep in 0..REPEATS {
+    for rep in 0..plan.repeats {
         for (b, n, samples) in runs.iter_mut() {
             let (mut child, addr) = server(b, None);
-            let s = measure(addr, *n, messages(*n));
+            let s = measure(addr, *n, messages(plan, *n));
             let _ = (child.kill(), child.wait());
-            eprintln!("[{}/{REPEATS}] {b:>6} {n:>6} idle: {s:?}", rep + 1);
+            eprintln!("[{}/{}] {b:>6} {n:>6} idle: {s:?}", rep + 1, plan.repeats);
             samples.push(s);
             std::thread::sleep(Duration::from_millis(100)); // let the sockets go
         }
@@ -131,11 +163,19 @@ fn main() {
     let find = |b: &str, n: usize| rows.iter().find(|r| r.0 == b && r.1 == n);
 
     let mut md = String::new();
+    let (command, repeats) = (
+        if quick {
+            "cargo bench --bench scaling -- --quick"
+        } else {
+            "cargo bench --bench scaling"
+        },
+        plan.repeats,
+    );
     let _ = writeln!(
         md,
         "# Wake-up cost against idle connections\n\n\
-         `cargo bench --bench scaling`: one client's 32-byte round trips beside N idle \
-         connections, medians of {REPEATS} runs. CPU is the server loop thread's \
+         `{command}`: one client's 32-byte round trips beside N idle \
+         connections, medians of {repeats} runs. CPU is the server loop thread's \
          (`getrusage(RUSAGE_THREAD)`) per wake-up. Ratios: against the same backend \
          at 10 idle, and against mio at the same N.\n\n\
          | backend | idle | round trip µs | × 10 idle | × mio | CPU per wake-up µs | × 10 idle | × mio | wake-ups/msg | syscalls/msg |\n\
@@ -159,18 +199,20 @@ fn main() {
             r.5
         );
     }
+    let traced_msgs = plan.messages * 5 / 2;
+    let traced = traced_msgs + traced_msgs / 10;
     let _ = writeln!(
         md,
         "\n## System calls per message, counted twice\n\n\
          The loop's counters (`Metrics`: wake-ups + reads + writes + (re/de)registrations) \
-         against `strace -c -f` on the server for 5,500 round trips beside 10 idle \
+         against `strace -c -f` on the server for {traced} round trips beside 10 idle \
          connections (strace's total also holds start-up, accepting and the probes).\n\n\
          | backend | loop counters | strace -c, total | strace -c, calls made once per message |\n\
          |---|---:|---:|---|"
     );
     for &b in &BACKENDS {
         let counted = find(b, 10).map_or(0.0, |r| r.5);
-        let (traced, which) = match strace_calls(b, 5_000) {
+        let (traced, which) = match strace_calls(b, traced_msgs) {
             Some((c, w)) => (format!("{c:.2}"), w),
             None => ("strace unavailable".into(), String::new()),
         };
@@ -178,9 +220,9 @@ fn main() {
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results");
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(format!("{dir}/scaling.md"), &md).unwrap();
-    plot(&format!("{dir}/scaling.svg"), &rows).unwrap();
-    println!("{md}\nwrote {dir}/scaling.md and scaling.svg");
+    std::fs::write(format!("{dir}/{stem}.md"), &md).unwrap();
+    plot(&format!("{dir}/{stem}.svg"), &rows).unwrap();
+    println!("{md}\nwrote {dir}/{stem}.md and {stem}.svg");
 }
 
 type Row<'a> = (&'a str, usize, f64, f64, f64, f64);

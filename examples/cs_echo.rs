@@ -9,17 +9,28 @@
 //!   character is split between two reads, which ends the session. Here the
 //!   log shows the chunk lossily and the echo is bytes, untouched.
 //!
+//! - **No limits.** Here a client silent for 5 minutes is closed, and one
+//!   address holds at most 64 connections (the next get
+//!   `error: too many connections; try again later`), so no one address
+//!   can lock the others out.
+//!
 //! Try it:
 //! ```text
 //! cargo run --example cs_echo                          # 127.0.0.1:9999 (`--addr 0.0.0.0:9999` as the notes)
 //! nc 127.0.0.1 9999                                    # or: telnet 127.0.0.1 9999
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// The notes' C/S echo on ioplex.
+/// The notes' C/S echo on ioplex: greets with `Hello, client!`, answers
+/// every chunk with `Echo: ` + the chunk.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes bind every interface, `0.0.0.0:9999`;
@@ -40,24 +51,24 @@ impl Handler for CsEcho {
     }
 
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-        log::info!(
-            "{}: Received data: {}",
-            ctx.id(),
-            String::from_utf8_lossy(data)
-        );
+        log::info!("{}: Received data: {}", ctx.id(), support::printable(data));
         ctx.send_parts(&[b"Echo: ", data]);
         Action::Continue
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    let mut reactor = Reactor::new(Config::default())?;
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    // A person at telnet may pause: 5 minutes.
+    let mut reactor = Reactor::new(support::limited(
+        Config::default(),
+        Duration::from_secs(300),
+        64,
+    ))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     log::info!("Server is listening on {addr}...");

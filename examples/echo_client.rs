@@ -16,12 +16,16 @@
 //! printf 'one\ntwo\n' | cargo run --example echo_client -- --stdin
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
+use std::process::ExitCode;
 use std::time::Duration;
 
-/// The notes' echo client.
+/// The notes' echo client: sends each message, prints `Client received: ` + the reply.
 #[derive(Parser)]
 struct Args {
     /// Server address (the notes: `localhost:50007`).
@@ -42,17 +46,24 @@ fn exchange(sock: &mut TcpStream, msg: &[u8]) -> io::Result<Vec<u8>> {
     let mut buf = [0u8; 4096];
     while reply.len() < want {
         match sock.read(&mut buf)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            0 => {
+                return Err(io::Error::other(
+                    "the server closed the connection mid-reply",
+                ));
+            }
             n => reply.extend_from_slice(&buf[..n]),
         }
     }
     Ok(reply)
 }
 
-fn main() -> io::Result<()> {
-    let args = Args::parse();
-    let mut sock = TcpStream::connect(&args.addr)?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+fn main() -> ExitCode {
+    support::exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> io::Result<()> {
+    let addr = &args.addr;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let messages: Vec<String> = if args.stdin {
         io::stdin().lock().lines().collect::<io::Result<_>>()?
     } else if args.messages.is_empty() {
@@ -62,7 +73,8 @@ fn main() -> io::Result<()> {
     };
     let mut out = io::stdout().lock();
     for msg in messages.iter().filter(|m| !m.is_empty()) {
-        let reply = exchange(&mut sock, msg.as_bytes())?;
+        let reply = exchange(&mut sock, msg.as_bytes())
+            .map_err(support::cannot(format!("get a reply from {addr}")))?;
         writeln!(out, "Client received: {}", String::from_utf8_lossy(&reply))?;
         out.flush()?;
     }

@@ -14,8 +14,18 @@
 //! - **Disconnects** are handled without an exception per client, and a
 //!   client's `outputs` entry cannot outlive it.
 //!
+//! - **No limits.** One address could hold every connection the server
+//!   allows (10,000 idle sockets lock every newcomer out). Here one address
+//!   holds at most `--max-per-ip` (64) connections, the next ones are told
+//!   `error: too many connections; try again later` and closed, and a
+//!   connection silent for `--idle-timeout` (300 s: a person typing may
+//!   pause) is closed, so a newcomer even from that address gets in (once
+//!   the closed ones have drained for `Config::linger`, 2 s).
+//!
 //! Like the notes' `select(inputs, outputs, [], 1)`, the loop wakes at least
 //! once a second and logs (at debug level) the counts the notes print.
+//! `--metrics 127.0.0.1:9100` serves the loop's counters for Prometheus at
+//! `GET /metrics` on a second listener of the same loop.
 //!
 //! Try it:
 //! ```text
@@ -23,14 +33,21 @@
 //! nc 127.0.0.1 9999                                    # in a second terminal
 //! cargo run --release --example client -- 127.0.0.1:9999   # without nc
 //! RUST_LOG=debug cargo run --example echo_select       # see the counts
+//! cargo run --example echo_select -- --metrics 127.0.0.1:9100   # then: curl 127.0.0.1:9100/metrics
 //! ```
+
+#[path = "support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use ioplex::{Action, Backend, Config, Ctx, Handler, Reactor, Tick};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
+use support::metrics_http::Scrape;
 
-/// The notes' select echo server on ioplex.
+/// The notes' select echo server on ioplex: greets with `hello...`, answers
+/// every chunk with `response:` + the chunk.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on.
@@ -42,6 +59,15 @@ struct Args {
     /// Trigger mode for backends that have a choice: level, edge, oneshot.
     #[arg(long)]
     trigger: Option<String>,
+    /// Close a connection silent for this many seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    idle_timeout: u64,
+    /// Connections one client address may hold at once (0: no cap).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    max_per_ip: usize,
+    /// Also serve the loop's counters for Prometheus at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 /// Answers every chunk of at most 1024 bytes with `response:` + the chunk.
@@ -78,17 +104,24 @@ pub fn config(backend: Backend) -> Config {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
+fn main() -> ExitCode {
+    support::logger();
     let args = Args::parse();
-    let backend = Backend::parse(&args.backend, args.trigger.as_deref())?;
-    let mut reactor = Reactor::new(config(backend))?;
+    let backend = Backend::parse(&args.backend, args.trigger.as_deref())
+        .unwrap_or_else(|e| support::usage_error::<Args>(e));
+    support::exit(serve(&args, backend))
+}
+
+fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
+    let idle = Duration::from_secs(args.idle_timeout);
+    let mut reactor = Reactor::new(support::limited(config(backend), idle, args.max_per_ip))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     log::info!("echo_select on {addr} ({})", reactor.config().backend);
-    reactor.run(&mut SelectEcho)
+    let Some(metrics) = &args.metrics else {
+        return reactor.run(&mut SelectEcho);
+    };
+    let metrics = Scrape::listen(&mut reactor, metrics, "ioplex")?;
+    println!("metrics on http://{}/metrics", metrics.addr());
+    reactor.run(&mut metrics.around(SelectEcho))
 }

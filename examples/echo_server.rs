@@ -6,6 +6,9 @@
 //! - **One client at a time.** The notes serve a client until it leaves
 //!   before the next `accept`; here every client is served at once.
 //! - **Python 2 only.** `'Echo=>' + data` adds str to bytes under Python 3.
+//! - **No limits.** Here a client silent for 5 minutes is closed and one
+//!   address holds at most 64 connections (the next are told
+//!   `error: too many connections; try again later`).
 //!
 //! As in the notes, a reply answers one chunk as it arrived: TCP keeps no
 //! message boundaries, so a long message may come back as several
@@ -18,11 +21,16 @@
 //! nc 127.0.0.1 50007
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// The notes' echo server on ioplex.
+/// The notes' echo server on ioplex: answers every chunk with `Echo=>` + the chunk.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: `''`, every interface, port 50007).
@@ -46,14 +54,14 @@ impl Handler for Echo {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    let mut reactor = Reactor::new(Config::default())?;
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let idle = Duration::from_secs(300); // a person at nc may pause
+    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut Echo)

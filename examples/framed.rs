@@ -12,6 +12,9 @@
 //! - **Requests had no framing at all.** Here a request is a frame too, and
 //!   a length over `--max-frame` is refused from its 4 header bytes, before
 //!   anything is buffered: the client gets `error: ...\n` and a close.
+//! - **No limits on time or clients.** Its clients are programs: one
+//!   silent for 30 s is closed, and one address holds at most 64
+//!   connections (the next are told `error: too many connections; try again later`).
 //!
 //! Try it:
 //! ```text
@@ -19,13 +22,19 @@
 //! cargo run --example framed -- --client hello world   # a client: sends two frames
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::codec::{LengthPrefixed, decode_all};
 use ioplex::{Action, Codec, Config, Ctx, Handler, Reactor};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// The length-prefixed twin of the notes' handshake server.
+/// The length-prefixed twin of the notes' handshake server (and its client,
+/// with `--client`).
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (or, with `--client`, to connect to).
@@ -74,7 +83,7 @@ impl Handler for Framed {
 
 /// Sends every request at once, then reads the replies in order.
 fn client(addr: &str, requests: &[String]) -> std::io::Result<()> {
-    let mut sock = std::net::TcpStream::connect(addr)?;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let mut codec = LengthPrefixed::new(64 << 20);
     let mut wire = Vec::new();
     for r in requests {
@@ -85,7 +94,7 @@ fn client(addr: &str, requests: &[String]) -> std::io::Result<()> {
     for _ in requests {
         while codec.decode(&buf)?.is_none() {
             match sock.read(&mut chunk)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                0 => return Err(std::io::Error::other(format!("{addr} closed mid-reply"))),
                 n => buf.extend_from_slice(&chunk[..n]),
             }
         }
@@ -96,19 +105,18 @@ fn client(addr: &str, requests: &[String]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> std::io::Result<()> {
     if let Some(requests) = &args.client {
         return client(&args.addr, requests);
     }
     let config = Config {
         max_input: args.max_frame + LengthPrefixed::HEADER,
-        ..Config::default()
+        ..support::limited(Config::default(), Duration::from_secs(30), 64)
     };
     let mut reactor = Reactor::new(config)?;
     let addr = reactor.listen(&args.addr)?;

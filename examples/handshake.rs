@@ -16,7 +16,10 @@
 //!   pieces; the `Handshake` codec waits for all of it.
 //! - **Anything but `Start` left both sides waiting forever**; here it gets
 //!   `error: ...\n` and a close.
-//! - One client at a time; here all at once.
+//! - One client at a time; here all at once, with limits a program-driven
+//!   protocol can afford: a client silent for 30 s is closed, and one
+//!   address holds at most 64 connections (the next are told
+//!   `error: too many connections; try again later`).
 //!
 //! A request is what one read returns while no reply is pending, as in the
 //! notes: the client waits for each answer, so requests never glue, but a
@@ -28,12 +31,18 @@
 //! cargo run --example handshake_client -- hello        # prints 100 lines of hello
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::codec::{Codec, Handshake, Hs};
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// The notes' `Ready|N` / `Start` server on ioplex.
+/// The notes' `Ready|N` / `Start` server on ioplex: announces each reply's
+/// length, sends it on `Start`.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: `127.0.0.1:9999`).
@@ -110,14 +119,14 @@ impl Handler for Announce {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    let mut reactor = Reactor::new(Config::default())?;
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let idle = Duration::from_secs(30); // its clients are programs
+    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut Announce {

@@ -16,13 +16,18 @@
 //! cargo run --example handshake_client -- --addr 127.0.0.1:9999 hello world
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::codec::{Codec, Handshake, Hs};
 use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
+use std::process::ExitCode;
 use std::time::Duration;
 
-/// The notes' handshake client.
+/// The notes' handshake client: sends a request, answers `Ready|N` with
+/// `Start`, prints the N bytes.
 #[derive(Parser)]
 struct Args {
     /// Server address (the notes: `127.0.0.1:9999`).
@@ -53,7 +58,7 @@ fn next(sock: &mut TcpStream, codec: &mut Handshake, buf: &mut Vec<u8>) -> io::R
         }
         let mut chunk = [0u8; 1024];
         match sock.read(&mut chunk)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            0 => return Err(io::Error::other("the server closed the connection")),
             n => buf.extend_from_slice(&chunk[..n]),
         }
     }
@@ -79,10 +84,13 @@ fn ask(sock: &mut TcpStream, codec: &mut Handshake, request: &str) -> io::Result
     Ok(body)
 }
 
-fn main() -> io::Result<()> {
-    let args = Args::parse();
-    let mut sock = TcpStream::connect(&args.addr)?;
-    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+fn main() -> ExitCode {
+    support::exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> io::Result<()> {
+    let addr = &args.addr;
+    let mut sock = support::connect(addr, Some(Duration::from_secs(30)))?;
     let mut codec = Handshake::new(64 << 20);
     let requests: Vec<String> = if args.requests.is_empty() {
         io::stdin().lock().lines().collect::<io::Result<_>>()?
@@ -95,7 +103,9 @@ fn main() -> io::Result<()> {
             break;
         }
         if !request.is_empty() {
-            out.write_all(&ask(&mut sock, &mut codec, request)?)?;
+            let body = ask(&mut sock, &mut codec, request)
+                .map_err(support::cannot(format!("get an answer from {addr}")))?;
+            out.write_all(&body)?;
             out.flush()?;
         }
     }

@@ -9,13 +9,17 @@
 //! | `level` | yes | WRITABLE asked for all the time: an idle socket is always writable, **the loop spins** (watch the idle wake-ups climb) |
 //! | `level` | no | WRITABLE asked for only while output is queued: idle means asleep |
 //!
-//! Try it:
+//! Try it (`timeout` ends `nc`, which waits for more; without `--bug`: 3000):
 //! ```text
 //! cargo run --example level_vs_edge -- --trigger edge --bug     # 127.0.0.1:9998
-//! head -c 3000 /dev/zero | tr '\0' x | nc 127.0.0.1 9998 | wc -c   # 1024, then it hangs
+//! head -c 3000 /dev/zero | tr '\0' x | timeout 1 nc 127.0.0.1 9998 | wc -c   # 1024
 //! cargo run --example level_vs_edge -- --trigger level --bug    # then: nc 127.0.0.1 9998
 //! ```
-//! The server prints its wake-up counters to stderr once a second.
+//! The loop prints its counters to stderr once a second, read between two
+//! of its own iterations, so the numbers of one line belong to one moment.
+
+#[path = "support/mod.rs"]
+mod support;
 
 use clap::{Parser, ValueEnum};
 use ioplex::{Backend, Interest, Selector, Trigger};
@@ -23,8 +27,9 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The trigger mode of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -35,6 +40,7 @@ pub enum Mode {
     Level,
 }
 
+/// The same echo server with or without the classic bug of its trigger mode.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on.
@@ -63,10 +69,6 @@ pub struct Stats {
     pub modifies: AtomicU64,
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Relaxed);
-}
-
 struct Conn {
     sock: TcpStream,
     out: Vec<u8>,
@@ -84,13 +86,14 @@ fn flush(c: &mut Conn) -> io::Result<()> {
     Ok(())
 }
 
-/// Serves echo on `listener` until `stop`; `bug` keeps the mode's classic bug.
+/// Serves echo on `listener` until `stop`; `bug` keeps the mode's classic
+/// bug; every `report` the loop prints the counters to stderr.
 pub fn serve(
     listener: TcpListener,
-    mode: Mode,
-    bug: bool,
+    (mode, bug): (Mode, bool),
     stats: &Stats,
     stop: &AtomicBool,
+    report: Option<Duration>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let trigger = match mode {
@@ -104,12 +107,17 @@ pub fn serve(
     let drain = !(mode == Mode::Edge && bug);
     let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     let mut buf = [0u8; 1024]; // the notes' recv(1024)
+    let mut reported = Instant::now();
     while !stop.load(Relaxed) {
+        if report.is_some_and(|r| reported.elapsed() >= r) {
+            eprintln!("{stats:?}"); // by their only writer, between two turns: one moment
+            reported = Instant::now();
+        }
         let ready = sel.select(Some(Duration::from_millis(50)))?;
         if ready.is_empty() {
             continue; // a timeout: only there to look at `stop`
         }
-        bump(&stats.wakeups, 1);
+        stats.wakeups.fetch_add(1, Relaxed);
         let mut worked = false;
         for (key, mask) in ready {
             if key.data {
@@ -139,8 +147,8 @@ pub fn serve(
                 match c.sock.read(&mut buf) {
                     Ok(0) => close = true,
                     Ok(n) => {
-                        bump(&stats.reads, 1);
-                        bump(&stats.bytes_in, n as u64);
+                        stats.reads.fetch_add(1, Relaxed);
+                        stats.bytes_in.fetch_add(n as u64, Relaxed);
                         c.out.extend_from_slice(&buf[..n]);
                         close |= flush(c).is_err();
                     }
@@ -165,33 +173,25 @@ pub fn serve(
                 };
                 if want != key.events {
                     sel.modify(&c.sock, want, false)?;
-                    bump(&stats.modifies, 1);
+                    stats.modifies.fetch_add(1, Relaxed);
                 }
             }
         }
         if !worked {
-            bump(&stats.idle_wakeups, 1);
+            stats.idle_wakeups.fetch_add(1, Relaxed);
         }
     }
     Ok(())
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let listener = TcpListener::bind(&args.addr)?;
-    println!("listening on {}", listener.local_addr()?);
-    let stats: &'static Stats = Box::leak(Box::default());
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-            eprintln!("{stats:?}");
-        }
-    });
-    serve(
-        listener,
-        args.trigger,
-        args.bug,
-        stats,
-        &AtomicBool::new(false),
-    )
+    let addr = &args.addr;
+    let bound = TcpListener::bind(addr).map_err(support::cannot(format!("listen on {addr}")));
+    support::exit(bound.and_then(|listener| {
+        println!("listening on {}", listener.local_addr()?);
+        let (mode, stats) = ((args.trigger, args.bug), Stats::default());
+        let every = Some(Duration::from_secs(1));
+        serve(listener, mode, &stats, &AtomicBool::new(false), every)
+    }))
 }

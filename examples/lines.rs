@@ -16,18 +16,27 @@
 //!   length; here a line is bounded, and the reactor's `max_input` is set
 //!   just above it.
 //!
+//! - **No limits on time or clients.** Here a client silent for 5 minutes
+//!   is closed and one address holds at most 64 connections (the next are
+//!   told `error: too many connections; try again later`).
+//!
 //! Try it:
 //! ```text
 //! cargo run --example lines                            # 127.0.0.1:10000, the notes' client
 //! nc 127.0.0.1 10000                                   # or: nc -C for \r\n
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::codec::{Lines, decode_all};
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// The notes' line server on ioplex.
+/// The notes' line server on ioplex: repeats every line it receives.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes' client: `localhost:10000`).
@@ -64,16 +73,16 @@ impl Handler for Repeat {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let idle = Duration::from_secs(300); // a person at nc may pause
     let config = Config {
         max_input: args.max_line + 2,
-        ..Config::default()
+        ..support::limited(Config::default(), idle, 64)
     };
     let mut reactor = Reactor::new(config)?;
     let addr = reactor.listen(&args.addr)?;

@@ -17,6 +17,9 @@
 //!   Here EOF ends the client (both models).
 //! - **A thread per client** costs a stack each; the reactor serves all
 //!   clients from one thread (compare with `--threads`).
+//! - **No limits.** Here, in both models, a client silent for 5 minutes is
+//!   closed and one address holds at most 64 connections (the next are told
+//!   `error: too many connections; try again later`).
 //!
 //! Try it:
 //! ```text
@@ -25,12 +28,25 @@
 //! nc 127.0.0.1 8009
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// The notes' ThreadingTCPServer, two ways.
+/// A client silent this long is closed (a person at nc may pause).
+const IDLE: Duration = Duration::from_secs(300);
+/// Connections one client address may hold.
+const PER_IP: usize = 64;
+
+/// The notes' ThreadingTCPServer, two ways: greets with `欢迎致电... `, then
+/// echoes every chunk.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: `127.0.0.1:8009`).
@@ -66,7 +82,7 @@ impl RequestHandler for MyServer {
         req.send("欢迎致电... ".as_bytes());
     }
     fn handle(&mut self, req: &mut dyn Request, data: &[u8]) {
-        let says = String::from_utf8_lossy(data);
+        let says = support::printable(data);
         log::info!("[{}] says {says}.", req.client_address());
         req.send(data);
     }
@@ -114,13 +130,32 @@ impl Request for OnThread {
     }
 }
 
+/// Clients per address in the threads model (the reactor counts its own).
+static HELD: Mutex<BTreeMap<IpAddr, usize>> = Mutex::new(BTreeMap::new());
+
+/// Counts `ip` in, unless it already holds `PER_IP` connections.
+fn admit(ip: IpAddr, delta: isize) -> bool {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let n = held.entry(ip).or_default();
+    if delta > 0 && *n >= PER_IP {
+        return false;
+    }
+    *n = n.saturating_add_signed(delta);
+    true
+}
+
 /// Serves `H` with one thread per client, as Python's ThreadingTCPServer.
 pub fn serve_threads<H: RequestHandler + 'static>(l: TcpListener, make: fn() -> H) {
     for conn in l.incoming() {
-        let Ok(stream) = conn else { continue };
+        let Ok(mut stream) = conn else { continue };
         let Ok(peer) = stream.peer_addr() else {
             continue;
         };
+        if !admit(peer.ip(), 1) {
+            let _ = stream.write_all(support::BUSY);
+            continue;
+        }
+        let _ = stream.set_read_timeout(Some(IDLE)); // a silent client's recv fails
         std::thread::spawn(move || {
             let mut req = OnThread(stream, peer);
             let mut h = make();
@@ -132,24 +167,26 @@ pub fn serve_threads<H: RequestHandler + 'static>(l: TcpListener, make: fn() -> 
                 }
                 h.handle(&mut req, &buf[..n]);
             }
+            admit(peer.ip(), -1);
         });
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
     if args.threads {
-        let listener = TcpListener::bind(&args.addr)?;
+        let addr = &args.addr;
+        let listener =
+            TcpListener::bind(addr).map_err(support::cannot(format!("listen on {addr}")))?;
         println!("listening on {}", listener.local_addr()?);
         serve_threads(listener, MyServer::default);
         return Ok(());
     }
-    let mut reactor = Reactor::new(Config::default())?;
+    let mut reactor = Reactor::new(support::limited(Config::default(), IDLE, PER_IP))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut ReactorServer(MyServer::default))

@@ -10,6 +10,9 @@
 //!   name resolves to (often the LAN); here the default is 127.0.0.1.
 //! - **`client.close()` right after `send`** can cut the reply short when the
 //!   send was partial; here the reply is flushed, then FIN is sent.
+//! - **No limits.** A client gets its one line at once, so one that is
+//!   still connected after 10 s is closed, and one address holds at most
+//!   64 connections (the next are told `error: too many connections; try again later`).
 //!
 //! Try it:
 //! ```text
@@ -18,11 +21,17 @@
 //! python3 -c "import socket; s=socket.create_connection(('127.0.0.1',9999)); print(s.recv(1024).decode())"
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The notes' date/time server: each client gets the local date and time,
+/// then the connection closes.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: the host name, port 9999).
@@ -72,14 +81,14 @@ impl Handler for TimeServer {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    let mut reactor = Reactor::new(Config::default())?;
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let idle = Duration::from_secs(10);
+    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut TimeServer)

@@ -12,6 +12,8 @@
 //! - **Python 2 only.** `buf == '1'` compares bytes with str under Python 3
 //!   (always false) and `send('...')` raises `TypeError`. Here bytes are
 //!   compared with bytes; a trailing newline (from `nc`) is ignored.
+//! - **No cap per client.** Here one address holds at most 64 connections
+//!   (the next are told `error: too many connections; try again later`).
 //!
 //! Try it:
 //! ```text
@@ -21,12 +23,17 @@
 //! nc 127.0.0.1 8001                                    # say nothing: closed after 5 s
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, CloseReason, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
-/// The notes' timeout server on ioplex.
+/// The notes' timeout server on ioplex: `1` gets `welcome to server!`,
+/// anything else `please go out!`, silence a close after the timeout.
 #[derive(Parser)]
 struct Args {
     /// Address to listen on (the notes: `localhost:8001`).
@@ -63,18 +70,14 @@ impl Handler for Gate {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    let config = Config {
-        idle_timeout: Some(Duration::from_millis(args.timeout_ms)),
-        ..Config::default()
-    };
-    let mut reactor = Reactor::new(config)?;
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let idle = Duration::from_millis(args.timeout_ms); // the notes' settimeout(5)
+    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
     let addr = reactor.listen(&args.addr)?;
     println!("listening on {addr}");
     reactor.run(&mut Gate)

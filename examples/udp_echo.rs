@@ -8,6 +8,9 @@
 //! - The blocking `while True: recvfrom` loop serves only this socket; here
 //!   the same loop could serve TCP clients too.
 //!
+//! UDP has no connections, so neither an idle timeout nor a per-address
+//! cap applies: each datagram gets its one answer and nothing is held.
+//!
 //! Try it:
 //! ```text
 //! cargo run --example udp_echo                         # 127.0.0.1:9999 (UDP)
@@ -15,11 +18,15 @@
 //! python3 -c "import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.sendto(b'hi',('127.0.0.1',9999)); print(s.recvfrom(1024))"
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
-/// The notes' UDP `ok` server on ioplex.
+/// The notes' UDP `ok` server on ioplex: answers every datagram with `ok`.
 #[derive(Parser)]
 struct Args {
     /// UDP address to bind (the notes: `127.0.0.1:9999`).
@@ -43,7 +50,7 @@ impl Handler for UdpOk {
         // The notes: print(data, host, port)
         log::info!(
             "{:?} {} {}",
-            String::from_utf8_lossy(data),
+            support::printable(data),
             from.ip(),
             from.port()
         );
@@ -53,13 +60,12 @@ impl Handler for UdpOk {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
     let mut reactor = Reactor::new(Config::default())?;
     let addr = reactor.bind_udp(&args.addr)?;
     println!("listening on {addr}");

@@ -12,16 +12,25 @@
 //! - **`bind(('', 12000))`** listens on every interface; the default here is
 //!   127.0.0.1 (`--addr 0.0.0.0:12000` for the notes' two-machine lab).
 //!
+//! UDP has no connections, so neither an idle timeout nor a per-address
+//! cap applies: each datagram gets at most its one answer, nothing is held.
+//!
 //! Try it:
 //! ```text
 //! cargo run --example udp_ping                            # 127.0.0.1:12000 (UDP)
 //! cargo run --example udp_ping_client                     # 9 pings, 1 s timeout
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
+/// The notes' UDP Ping server: answers each datagram upper-cased, drops
+/// every third (the 1st, 4th, 7th, …) to simulate loss.
 #[derive(Parser)]
 struct Args {
     /// UDP address to bind (the notes: port 12000 on every interface).
@@ -64,13 +73,12 @@ impl Handler for Pinger {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
     let mut reactor = Reactor::new(Config::default())?;
     let addr = reactor.bind_udp(&args.addr)?;
     println!("listening on {addr}");

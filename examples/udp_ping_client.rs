@@ -8,6 +8,9 @@
 //!   its 1 s timeout is then "the reply" to the next one. Here a reply must
 //!   be the upper-cased copy of this very ping; others are skipped.
 //! - **No summary.** Here: transmitted, received, loss, min/avg/max RTT.
+//! - **Seconds per line.** The notes print each RTT as `0.000s` (loopback
+//!   rounds to zero); here every RTT, per line and in the summary, is in
+//!   milliseconds, as `ping` prints it.
 //!
 //! Try it:
 //! ```text
@@ -15,10 +18,15 @@
 //! cargo run --example udp_ping_client -- --addr 127.0.0.1:12000
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The notes' UDP Ping client: pings, waits for each reply, prints a summary.
 #[derive(Parser)]
 struct Args {
     /// The ping server (the notes: 127.0.0.1:12000).
@@ -60,16 +68,23 @@ fn await_reply(sock: &UdpSocket, sent: &[u8], deadline: Instant) -> std::io::Res
     }
 }
 
-fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    support::exit(run(Args::parse()))
+}
+
+fn run(args: Args) -> std::io::Result<()> {
     let bind = if args.addr.is_ipv4() {
         "0.0.0.0:0"
     } else {
         "[::]:0"
     };
-    let sock = UdpSocket::bind(bind)?;
-    sock.connect(args.addr)?; // only the server's datagrams are received
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let sock = UdpSocket::bind(bind).map_err(support::cannot(format!("bind UDP {bind}")))?;
+    let to = args.addr;
+    sock.connect(to)
+        .map_err(support::cannot(format!("send to {to}")))?; // only its replies come in
+    let timeout = Duration::try_from_secs_f64(args.timeout).unwrap_or_else(|e| {
+        support::usage_error::<Args>(format!("--timeout {}: {e}", args.timeout))
+    });
     let ip = args.addr.ip();
     let mut rtts = Vec::new();
     for seq in 1..=args.count {
@@ -83,8 +98,8 @@ fn main() -> std::io::Result<()> {
             Err(_) => false,
         };
         if ok {
-            let rtt = sent.elapsed().as_secs_f64();
-            println!("Sequence {seq}: Reply from {ip}    RTT = {rtt:.3}s");
+            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+            println!("Sequence {seq}: Reply from {ip}    RTT = {rtt:.3} ms");
             rtts.push(rtt);
         } else {
             println!("Sequence {seq}: Request timed out.");
@@ -95,16 +110,10 @@ fn main() -> std::io::Result<()> {
     println!("--- {ip} ping statistics ---");
     println!("{sent} packets transmitted, {got} received, {loss}% packet loss");
     if got > 0 {
-        let ms = |s: f64| s * 1000.0;
         let min = rtts.iter().cloned().fold(f64::MAX, f64::min);
         let max = rtts.iter().cloned().fold(0.0, f64::max);
         let avg = rtts.iter().sum::<f64>() / got as f64;
-        println!(
-            "rtt min/avg/max = {:.3}/{:.3}/{:.3} ms",
-            ms(min),
-            ms(avg),
-            ms(max)
-        );
+        println!("rtt min/avg/max = {min:.3}/{avg:.3}/{max:.3} ms");
     }
     Ok(())
 }

@@ -128,6 +128,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// The local address of a connection: the address of the listener it
+    /// came in on (with the concrete IP when that listener is on `0.0.0.0`).
+    /// A handler serving two listeners tells them apart with it in
+    /// [`Handler::on_connect`](crate::Handler::on_connect), say a service
+    /// port and a metrics port. One `getsockname(2)` per call; nothing is
+    /// stored per connection.
+    pub fn local_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.core.conn(id)?;
+        let e = self.core.entries.get(id.key())?;
+        socket2::SockRef::from(&e.fd).local_addr().ok()?.as_socket()
+    }
+
     /// Flushes `id`'s output, sends FIN, then closes. Idempotent.
     pub fn close(&mut self, id: ConnId) {
         if self.core.conn(id).is_some() {

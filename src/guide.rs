@@ -7,7 +7,7 @@
 //! developed on (2 cores, Linux, loopback, medians of 5 runs):
 //!
 //! ```text
-//! cargo bench --bench scaling      # writes benches/results/scaling.md and scaling.svg
+//! cargo bench --bench scaling -- --update   # rewrites benches/results/scaling.md and .svg
 //! ```
 //!
 //! The bench keeps one client doing 32-byte round trips while N other

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
         /// The loop's own counters. Only the loop writes them (a plain load and
         /// store, no locked instruction on the hot path); anyone may read them.
         ///
@@ -12,11 +12,11 @@ macro_rules! counters {
         /// assert_eq!(m.snapshot().accepted, 0);
         /// ```
         #[derive(Default, Debug)]
-        pub struct Metrics { $( $(#[$doc])* pub $name: AtomicU64, )* }
+        pub struct Metrics { $( $(#[doc = $doc])* pub $name: AtomicU64, )* }
 
         /// A plain copy of [`Metrics`] at one moment.
         #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-        pub struct Snapshot { $( $(#[$doc])* pub $name: u64, )* }
+        pub struct Snapshot { $( $(#[doc = $doc])* pub $name: u64, )* }
 
         impl Metrics {
             /// Copies every counter.
@@ -30,7 +30,16 @@ macro_rules! counters {
             pub fn since(&self, earlier: &Snapshot) -> Snapshot {
                 Snapshot { $( $name: self.$name.wrapping_sub(earlier.$name), )* }
             }
+
+            /// Every counter as `(name, help, value)`, in declaration order;
+            /// the help is the field's doc comment.
+            fn counters(&self) -> [(&'static str, &'static str, u64); COUNTERS] {
+                [$( (stringify!($name), concat!($($doc),*), self.$name), )*]
+            }
         }
+
+        /// How many counters [`Metrics`] has.
+        const COUNTERS: usize = [$(stringify!($name)),*].len();
     };
 }
 
@@ -87,6 +96,48 @@ counters! {
     uring_completions,
     /// Receives that found the provided buffer ring empty (`ENOBUFS`), re-armed.
     uring_nobufs,
+}
+
+impl Snapshot {
+    /// The counters in the Prometheus text exposition format (version
+    /// 0.0.4, what `GET /metrics` answers with): for each counter a `# HELP`
+    /// line (its doc), a `# TYPE … counter` line and the sample, named
+    /// `{prefix}_{counter}_total`. `prefix` must be a valid metric name
+    /// (`[a-zA-Z_:][a-zA-Z0-9_:]*`), say `ioplex` or the server's name.
+    ///
+    /// ```
+    /// let mut s = ioplex::Snapshot::default();
+    /// s.accepted = 3;
+    /// let text = s.to_prometheus("ioplex");
+    /// let first: Vec<&str> = text.lines().take(3).collect();
+    /// assert_eq!(first, [
+    ///     "# HELP ioplex_accepted_total Connections accepted.",
+    ///     "# TYPE ioplex_accepted_total counter",
+    ///     "ioplex_accepted_total 3",
+    /// ]);
+    /// ```
+    pub fn to_prometheus(&self, prefix: &str) -> String {
+        debug_assert!(valid_metric_name(prefix), "bad metric prefix {prefix:?}");
+        let mut out = String::with_capacity(COUNTERS * 160);
+        for (name, help, value) in self.counters() {
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            // HELP text escapes only `\` and line feeds; doc lines are joined above.
+            let help = help.replace('\\', "\\\\");
+            let metric = format!("{prefix}_{name}_total");
+            out.push_str(&format!(
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+fn valid_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// Adds `n` to a counter that only one thread writes.

@@ -180,11 +180,16 @@ for i in range(0, 9):
 clientSocket.close()
 "#;
 
-/// The lines we expect, with every RTT figure replaced by `R`.
+/// The lines we expect, with every RTT figure (`0.123 ms` from our client,
+/// the notes' `0.000s` from theirs) replaced by `R`.
 fn masked(out: &str) -> Vec<String> {
     out.lines()
         .map(|l| match l.split_once("RTT = ") {
-            Some((a, b)) if b.ends_with('s') && b[..b.len() - 1].parse::<f64>().is_ok() => {
+            Some((a, b))
+                if b.strip_suffix(" ms")
+                    .or_else(|| b.strip_suffix('s'))
+                    .is_some_and(|x| x.parse::<f64>().is_ok()) =>
+            {
                 format!("{a}RTT = R")
             }
             _ => l.to_string(),
@@ -216,6 +221,11 @@ fn udp_ping_client_prints_replies_timeouts_and_a_summary_and_the_server_stops_af
     let started = Instant::now();
     let (ok, out, err) = run_example("udp_ping_client", &["--addr", &addr]);
     assert!(ok, "{err}");
+    let replies = out.lines().filter(|l| l.contains("Reply from"));
+    assert!(
+        replies.clone().count() == 6 && replies.clone().all(|l| l.ends_with(" ms")),
+        "{out}"
+    );
     let lines = masked(&out);
     assert_eq!(lines[..9], expected_pings()[..], "{out}");
     assert_eq!(lines[9], "--- 127.0.0.1 ping statistics ---");

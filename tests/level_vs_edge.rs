@@ -34,7 +34,7 @@ impl Running {
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (stats.clone(), stop.clone());
-        let join = std::thread::spawn(move || serve(listener, mode, bug, &s, &st));
+        let join = std::thread::spawn(move || serve(listener, (mode, bug), &s, &st, None));
         Running {
             addr,
             stats,

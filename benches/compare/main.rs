@@ -16,11 +16,16 @@
 //! baseline and to tokio current-thread) are taken within each round.
 //! Churn (workload 5) connects from rotating source addresses in
 //! 127.1.0.0/16 (see `load.rs`): every connection stays on loopback.
-//! Results go to `benches/results/compare{,-quick}.{md,csv,svg}`; a run
-//! of part of the grid (`--servers`, `--workloads`) or under `--wrap` goes
-//! to `compare-partial.*` instead (or to `--out DIR`).
+//! Results go to `benches/results/compare-new.{md,csv,svg}` (`-quick` for
+//! `--quick`; `-partial` for part of the grid, `--servers`, `--workloads`,
+//! or a run under `--wrap`); only a full run with `--update` rewrites the
+//! committed `compare.*` (the rule of `benches/shared/output.rs`; `--out DIR`
+//! for another directory). `--replot` redraws `compare.svg` from the
+//! committed `compare.csv` without measuring anything.
 
 mod load;
+#[path = "../shared/output.rs"]
+mod output;
 mod report;
 mod servers;
 
@@ -42,6 +47,28 @@ pub struct Workload {
     pub title: &'static str,
     /// Its shape.
     pub spec: load::Spec,
+}
+
+impl Workload {
+    /// A short name for a chart's axis, from the shape: `50 conns · 64 B`,
+    /// `pipelined ×16`, `churn · 64 B`, `50 conns + 10,000 idle`, …
+    pub fn label(&self) -> String {
+        let s = self.spec;
+        let n = |v: usize| match v {
+            1000.. => format!("{},{:03}", v / 1000, v % 1000),
+            _ => v.to_string(),
+        };
+        let size = match s.size {
+            1024.. => format!("{} KiB", s.size >> 10),
+            _ => format!("{} B", s.size),
+        };
+        match () {
+            _ if s.churn => format!("churn · {size}"),
+            _ if s.idle > 0 => format!("{} conns + {} idle", n(s.conns), n(s.idle)),
+            _ if s.inflight > 1 => format!("pipelined ×{}", s.inflight),
+            _ => format!("{} conns · {size}", n(s.conns)),
+        }
+    }
 }
 
 const fn spec(conns: usize, inflight: usize, size: usize, churn: bool, idle: usize) -> load::Spec {
@@ -120,6 +147,8 @@ pub struct Opts {
     /// A subset of the grid or a wrapped (profiled) run: its report goes
     /// to `compare-partial.*`, never over the committed full report.
     pub partial: bool,
+    /// The report's file stem (`compare`, `compare-new`, …; see `output.rs`).
+    pub stem: String,
     /// Rounds over the whole grid.
     pub rounds: usize,
     /// Warm-up before each measured window.
@@ -191,6 +220,16 @@ fn main() {
         return;
     }
     let opts = parse_opts(&args);
+    if args.iter().any(|a| a == "--replot") {
+        match report::replot(&opts.out) {
+            Ok(svg) => println!("wrote {}", svg.display()),
+            Err(e) => {
+                eprintln!("compare --replot: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if let Err(e) = drive(&opts) {
         eprintln!("compare: {e}");
         std::process::exit(1);
@@ -224,11 +263,18 @@ fn parse_opts(args: &[String]) -> Opts {
     } else {
         format!("cargo bench --bench compare -- {}", shown.join(" "))
     };
+    let partial = ["--servers", "--workloads", "--wrap"]
+        .iter()
+        .any(|f| flag(args, f).is_some());
+    let update = args.iter().any(|a| a == "--update");
+    let stem = output::stem("compare", update, quick, partial).unwrap_or_else(|e| {
+        eprintln!("compare: {e}");
+        std::process::exit(2);
+    });
     Opts {
         quick,
-        partial: ["--servers", "--workloads", "--wrap"]
-            .iter()
-            .any(|f| flag(args, f).is_some()),
+        partial,
+        stem,
         rounds: flag(args, "--rounds")
             .and_then(|v| v.parse().ok())
             .unwrap_or(3),

@@ -379,7 +379,9 @@ fn chart(
         .min(5.0);
     let root = SVGBackend::new(path, (1100, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut c = ChartBuilder::on(&root)
+    // The legend gets a column of its own, right of the plot: it covers no bar.
+    let (plot, side) = root.split_horizontally(950);
+    let mut c = ChartBuilder::on(&plot)
         .caption(
             "msgs/s relative to the raw epoll baseline (median; whiskers: min–max over rounds)",
             ("sans-serif", 18),
@@ -395,11 +397,12 @@ fn chart(
         .x_label_formatter(&|x| {
             let i = (x - 0.5).round();
             if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < workloads.len() {
-                format!("workload {}", workloads[i as usize].id)
+                workloads[i as usize].label()
             } else {
                 String::new()
             }
         })
+        .x_label_style(("sans-serif", 14))
         .y_desc("× epoll")
         .draw()
         .map_err(|e| err(&e))?;
@@ -419,10 +422,11 @@ fn chart(
                 ))
             })
             .collect();
-        c.draw_series(bars)
-            .map_err(|e| err(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        c.draw_series(bars).map_err(|e| err(&e))?;
+        let y = 40 + 24 * k as i32;
+        side.draw(&Rectangle::new([(8, y), (22, y + 14)], color.filled()))
+            .and_then(|()| side.draw(&Text::new(name.as_str(), (28, y), ("sans-serif", 15))))
+            .map_err(|e| err(&e))?;
         let whiskers: Vec<_> = data
             .iter()
             .enumerate()
@@ -442,14 +446,78 @@ fn chart(
         BLACK.mix(0.4),
     )))
     .map_err(|e| err(&e))?;
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// Redraws `compare.svg` in `dir` from the `compare.csv` there (a run's
+/// every measurement), measuring nothing: the chart of a committed run,
+/// after a change to the chart. Returns the SVG's path.
+pub fn replot(dir: &std::path::Path) -> io::Result<PathBuf> {
+    let csv_path = dir.join("compare.csv");
+    let text = std::fs::read_to_string(&csv_path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", csv_path.display())))?;
+    let runs =
+        parse_csv(&text).map_err(|e| io::Error::other(format!("{}: {e}", csv_path.display())))?;
+    let has = |w: usize, s: &str| runs.iter().any(|r| r.workload == w && r.server == s);
+    let workloads: Vec<Workload> = crate::WORKLOADS
+        .iter()
+        .filter(|w| runs.iter().any(|r| r.workload == w.id))
+        .copied()
+        .collect();
+    let servers: Vec<String> = crate::SERVERS
+        .iter()
+        .filter(|s| workloads.iter().any(|w| has(w.id, s)))
+        .map(|s| s.to_string())
+        .collect();
+    let svg = dir.join("compare.svg");
+    chart(&svg, &workloads, &servers, &runs)?;
+    Ok(svg)
+}
+
+/// The runs of a CSV written by [`csv`]: rounds, cells, msgs/s (what the
+/// chart needs); a non-`ok` status is the run's error.
+fn parse_csv(text: &str) -> Result<Vec<Run>, String> {
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().ok_or("empty")?.split(',').collect();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no column {name}"))
+    };
+    let (round, workload, server) = (col("round")?, col("workload")?, col("server")?);
+    let (status, msgs) = (col("status")?, col("msgs_per_s")?);
+    let mut runs = Vec::new();
+    for (i, line) in lines.enumerate() {
+        // Only a failed run's status is quoted (it may hold commas); its
+        // measurement columns are empty.
+        let (fields, why) = match line.split_once(",\"") {
+            Some((f, rest)) => (f, rest.split('"').next()),
+            None => (line, None),
+        };
+        let f: Vec<&str> = fields.split(',').collect();
+        let get = |c: usize| f.get(c).copied().ok_or(format!("line {}: short", i + 2));
+        let num = |c: usize| {
+            get(c)?
+                .parse::<f64>()
+                .map_err(|e| format!("line {}: {e}", i + 2))
+        };
+        let result = match why {
+            Some(why) => Err(why.to_owned()),
+            None if get(status)? == "ok" => Ok(Stats {
+                msgs_s: num(msgs)?,
+                ..Stats::default()
+            }),
+            None => Err(get(status)?.to_owned()),
+        };
+        runs.push(Run {
+            round: num(round)? as usize - 1,
+            workload: num(workload)? as usize,
+            server: get(server)?.to_owned(),
+            result,
+        });
+    }
+    Ok(runs)
 }
 
 /// Prints the tables and writes the markdown, CSV and SVG files.
@@ -462,11 +530,7 @@ pub fn write(
     let md = markdown(opts, env, workloads, runs);
     println!("{md}");
     std::fs::create_dir_all(&opts.out)?;
-    let stem = match (opts.quick, opts.partial) {
-        (_, true) => "compare-partial",
-        (true, false) => "compare-quick",
-        (false, false) => "compare",
-    };
+    let stem = &opts.stem;
     let files = [
         opts.out.join(format!("{stem}.md")),
         opts.out.join(format!("{stem}.csv")),

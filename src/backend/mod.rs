@@ -91,6 +91,11 @@ impl Backend {
     /// assert_eq!(Backend::parse("epoll", Some("edge"))?, Backend::Epoll(Trigger::Edge));
     /// let err = Backend::parse("select", Some("edge")).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    /// let err = Backend::parse("kqueue", None).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"unknown backend "kqueue"; valid backends: mio, epoll, poll, select, uring"#
+    /// );
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn parse(backend: &str, trigger: Option<&str>) -> io::Result<Backend> {
@@ -101,7 +106,7 @@ impl Backend {
             Some("oneshot") => Some(Trigger::Oneshot),
             Some(other) => {
                 return Err(unsupported(format!(
-                    "unknown trigger {other:?}: expected level, edge or oneshot"
+                    "unknown trigger {other:?}; valid triggers: level, edge, oneshot"
                 )));
             }
         };
@@ -121,7 +126,7 @@ impl Backend {
                 "the uring backend reports completions, not readiness: no {t:?} trigger"
             ))),
             (other, _) => Err(unsupported(format!(
-                "unknown backend {other:?}: expected mio, epoll, poll, select or uring"
+                "unknown backend {other:?}; valid backends: mio, epoll, poll, select, uring"
             ))),
         }
     }
@@ -335,7 +340,9 @@ impl Poller {
         metrics: &Arc<crate::Metrics>,
     ) -> io::Result<Poller> {
         Ok(match backend {
-            Backend::Uring => Poller::Uring(Box::new(uring::UringDriver::new(cfg, metrics.clone())?)),
+            Backend::Uring => {
+                Poller::Uring(Box::new(uring::UringDriver::new(cfg, metrics.clone())?))
+            }
             Backend::Mio => Poller::Mio(mio::MioPoller::new()?),
             Backend::Epoll(t) => Poller::Epoll(epoll::EpollPoller::new(t)?),
             Backend::Poll => Poller::Poll(poll::PollPoller::default()),

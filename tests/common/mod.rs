@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use ioplex::{Config, Handle, Handler, Metrics, Reactor};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,18 @@ impl<H: Handler + Send + 'static> Drop for Server<H> {
     }
 }
 
+/// Echoes every byte back, and nothing else.
+pub struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
+        ctx.send(data);
+        ioplex::Action::Continue
+    }
+}
+
 /// A blocking client with read/write timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
@@ -123,13 +135,176 @@ pub fn example_path(name: &str) -> PathBuf {
     p.join("examples").join(name)
 }
 
-/// An example server run as a child process; killed on drop.
+/// What a child process wrote, kept in memory: shown only if the test
+/// fails (see [`ExampleServer`]'s drop), never interleaved with test names.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Captured {
+    /// Copies `from` into memory on a thread of its own until it closes.
+    fn drain(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
+        let keep = self.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (lock, cond) = &*keep.0;
+                lock.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+                cond.notify_all();
+            }
+        })
+    }
+
+    /// Everything so far, as text (control bytes escaped, so a log stays text).
+    pub fn text(&self) -> String {
+        let bytes = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .chars()
+            .map(|c| match c {
+                '\n' | '\t' => c.to_string(),
+                c if c.is_control() => c.escape_default().to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    /// Waits up to `limit` for a whole line that starts with `prefix`.
+    pub fn line(&self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        let (lock, cond) = &*self.0;
+        let mut bytes = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut lines = text.split_inclusive('\n');
+            if let Some(l) = lines.find(|l| l.starts_with(prefix) && l.ends_with('\n')) {
+                return Some(l.trim_end().to_owned());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            bytes = cond
+                .wait_timeout(bytes, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A child process whose stdout and stderr are captured; killed on drop
+/// (with its whole process group, when it leads one: a shell's pipeline),
+/// and its output printed then (through the test's own captured output)
+/// only if the test is failing.
+pub struct Quiet {
+    pub child: Child,
+    name: String,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    readers: Vec<JoinHandle<()>>,
+    /// Held open, as a terminal's stdin is while nobody types.
+    _stdin: Option<std::process::ChildStdin>,
+}
+
+impl Quiet {
+    /// Spawns `cmd` with piped stdout and stderr (stdin: nothing).
+    pub fn spawn(name: &str, cmd: Command) -> Quiet {
+        Quiet::spawn_typed(name, cmd, None)
+    }
+
+    /// Spawns `cmd`; with `input`, that is typed into its stdin, which then
+    /// stays open until the drop.
+    pub fn spawn_typed(name: &str, mut cmd: Command, input: Option<&[u8]>) -> Quiet {
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("NO_COLOR", "1")
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (stdout, stderr) = (Captured::default(), Captured::default());
+        let readers = vec![
+            stdout.drain(child.stdout.take().unwrap()),
+            stderr.drain(child.stderr.take().unwrap()),
+        ];
+        let mut typed = child.stdin.take();
+        if let (Some(pipe), Some(input)) = (typed.as_mut(), input) {
+            use std::io::Write;
+            let _ = pipe.write_all(input); // a child that exits early closes it
+        }
+        Quiet {
+            child,
+            name: name.to_owned(),
+            stdout,
+            stderr,
+            readers,
+            _stdin: typed,
+        }
+    }
+
+    /// The child's output so far, headed with its name.
+    pub fn output(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            self.stdout.text(),
+            self.name,
+            self.stderr.text()
+        )
+    }
+
+    /// Its stdout, then its stderr, as text.
+    pub fn text(&self) -> String {
+        self.stdout.text() + &self.stderr.text()
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: asking for and signalling our own child's process group.
+        if unsafe { libc::getpgid(pid) } == pid {
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The pipes close with the child (or with a grandchild it left: bounded).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.output());
+        }
+    }
+}
+
+/// An example server run as a child process; killed on drop. Its output
+/// is captured and shown only when the test fails.
 ///
 /// Convention: every server example prints `listening on ADDR` as the first
 /// line of its stdout once it is bound, and accepts `--addr 127.0.0.1:0`.
 pub struct ExampleServer {
-    pub child: Child,
     pub addr: SocketAddr,
+    proc: Quiet,
+}
+
+impl std::ops::Deref for ExampleServer {
+    type Target = Quiet;
+    fn deref(&self) -> &Quiet {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for ExampleServer {
+    fn deref_mut(&mut self) -> &mut Quiet {
+        &mut self.proc
+    }
 }
 
 impl ExampleServer {
@@ -140,49 +315,42 @@ impl ExampleServer {
     }
 
     /// Starts a prepared command for example `name` (to set limits, env, …).
-    pub fn start_command(name: &str, mut cmd: Command) -> ExampleServer {
+    pub fn start_command(name: &str, cmd: Command) -> ExampleServer {
         let path = example_path(name);
         assert!(
             path.exists(),
             "{} is not built: run `cargo test`, which builds the examples",
             path.display()
         );
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn example");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {} // keep draining so the child never blocks on stdout
-        });
-        let line = rx
-            .recv_timeout(IO_TIMEOUT)
-            .unwrap_or_else(|_| panic!("{name} printed no `listening on` line"));
+        let proc = Quiet::spawn(name, cmd);
+        let line = proc
+            .stdout
+            .line("", IO_TIMEOUT)
+            .unwrap_or_else(|| panic!("{name} printed no `listening on` line"));
         let addr = line
             .strip_prefix("listening on ")
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"));
-        ExampleServer { child, addr }
+        ExampleServer { addr, proc }
+    }
+
+    /// Waits up to `limit` for a line of the server's stdout starting with `prefix`.
+    pub fn stdout_line(&self, prefix: &str, limit: Duration) -> Option<String> {
+        self.proc.stdout.line(prefix, limit)
     }
 
     /// User plus system CPU time the child has used so far.
     pub fn cpu_time(&self) -> Duration {
-        cpu_time_of(self.child.id())
+        cpu_time_of(self.proc.child.id())
     }
 
     /// Asks the example to exit (SIGTERM) and waits up to `limit`.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.proc.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
+            if let Ok(Some(st)) = self.proc.child.try_wait() {
                 return Some(st);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -191,20 +359,15 @@ impl ExampleServer {
     }
 }
 
-impl Drop for ExampleServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `cmd` to its end with `stdin` fed to it and its stdout (and
-/// stderr, unless the caller routed it elsewhere) captured; kills it and
-/// fails the test if it is not done within `limit`.
+/// Runs `cmd` to its end with `stdin` fed to it and its stdout and stderr
+/// captured (whatever the caller had set for them); kills it and fails the
+/// test if it is not done within `limit`.
 pub fn run_bounded(mut cmd: Command, stdin: &[u8], limit: Duration) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let input = stdin.to_vec();
