@@ -96,6 +96,9 @@ counters! {
     uring_completions,
     /// Receives that found the provided buffer ring empty (`ENOBUFS`), re-armed.
     uring_nobufs,
+    /// Waits that found the completion queue had overflowed (the kernel kept
+    /// the completions that did not fit; none is lost).
+    uring_overflows,
 }
 
 impl Snapshot {

@@ -109,9 +109,21 @@ fn start_with<H: Handler + Send + 'static>(config: Config, mut handler: H) -> Ru
 
 #[test]
 fn an_idle_connection_costs_at_most_128_bytes_of_loop_memory() {
+    idle_connection_cost(ioplex::Backend::Mio);
+}
+
+/// On io_uring each idle connection has a receive armed; the buffer ring
+/// it will receive into is shared by all and mapped once (not counted here).
+#[test]
+fn an_idle_connection_costs_at_most_128_bytes_on_io_uring_too() {
+    idle_connection_cost(ioplex::Backend::Uring);
+}
+
+fn idle_connection_cost(backend: ioplex::Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // With an idle timeout, so each connection's deadline is counted too.
     let config = Config {
+        backend,
         idle_timeout: Some(Duration::from_secs(600)),
         ..Config::default()
     };
@@ -133,8 +145,11 @@ fn an_idle_connection_costs_at_most_128_bytes_of_loop_memory() {
     // Measured: live heap bytes the loop thread holds after accepting N
     // more idle connections, over N. Slab and heap capacities included
     // (they grow by doubling: 1,001 entries sit in room for 1,024).
-    eprintln!("loop memory per idle connection: {per_conn:.1} bytes");
-    assert!(per_conn <= 128.0, "{per_conn:.1} bytes per idle connection");
+    eprintln!("loop memory per idle connection on {backend}: {per_conn:.1} bytes");
+    assert!(
+        per_conn <= 128.0,
+        "{per_conn:.1} bytes per idle connection on {backend}"
+    );
     drop(clients);
     handle.stop();
     join.join().unwrap();
@@ -142,8 +157,22 @@ fn an_idle_connection_costs_at_most_128_bytes_of_loop_memory() {
 
 #[test]
 fn the_echo_path_allocates_nothing_per_message_once_warm() {
+    echo_allocations(ioplex::Backend::Mio);
+}
+
+/// On io_uring every reply is queued until its send completes: the queues
+/// come from the loop's pool, so this holds there too.
+#[test]
+fn the_echo_path_allocates_nothing_per_message_on_io_uring_either() {
+    echo_allocations(ioplex::Backend::Uring);
+}
+
+fn echo_allocations(backend: ioplex::Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (addr, handle, _metrics, join) = start(Config::default());
+    let (addr, handle, _metrics, join) = start(Config {
+        backend,
+        ..Config::default()
+    });
     let mut c = connect(addr);
     let round_trip = |c: &mut TcpStream, i: usize| {
         let msg = format!("message {i:06}");
@@ -158,7 +187,10 @@ fn the_echo_path_allocates_nothing_per_message_once_warm() {
         round_trip(&mut c, i);
     }
     let allocations = ALLOCATIONS.load(Relaxed) - before;
-    assert_eq!(allocations, 0, "{allocations} allocations in 2,000 echoes");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations in 2,000 echoes on {backend}"
+    );
     drop(c);
     handle.stop();
     join.join().unwrap();

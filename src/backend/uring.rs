@@ -244,6 +244,9 @@ impl UringDriver {
         }
         // Completions already waiting (an earlier full-queue submit): do not sleep.
         let want = usize::from(self.ring.completion().is_empty());
+        if self.ring.submission().cq_overflow() {
+            add(&self.metrics.uring_overflows, 1);
+        }
         add(&self.metrics.uring_enters, 1);
         let ts;
         let r = match timeout {

@@ -344,6 +344,10 @@ impl ExampleServer {
         cpu_time_of(self.proc.child.id())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
     /// Asks the example to exit (SIGTERM) and waits up to `limit`.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY: signalling our own child.
@@ -469,4 +473,32 @@ pub fn cpu_time_of(pid: u32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Raises this process's fd limit to at least `want` (the hard limit too,
+/// which root may); a test that cannot get them fails loudly.
+pub fn raise_fd_limit(want: u64) {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
+        if rl.rlim_cur >= want {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: rl.rlim_max.max(want),
+        };
+        assert_eq!(
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raised),
+            0,
+            "this test needs {want} descriptors; the limit is {} (hard {}): {}",
+            rl.rlim_cur,
+            rl.rlim_max,
+            std::io::Error::last_os_error()
+        );
+    }
 }
