@@ -12,13 +12,16 @@
 //! N2 run − of the N1 run) / (N2 − N1), so start-up and shutdown cancel
 //! out. The servers: `echo_select` (the example, on mio, answering
 //! `response:` + the chunk), and the plain echo servers of the compare
-//! bench (`ioplex`, `mio`, `epoll`, `tokio-ct`). For the ioplex ones the
+//! bench (`ioplex`, `ioplex-uring`, `mio`, `epoll`, the raw io_uring loop
+//! `uring`, `monoio`, `tokio-ct`). For the ioplex ones the
 //! per-function difference (callgrind_annotate, exclusive) is printed too:
 //! where a message's instructions go.
 
 #[path = "compare/servers.rs"]
 #[allow(dead_code)]
 mod servers;
+#[path = "compare/uring.rs"]
+mod uring;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,7 +33,16 @@ use std::time::{Duration, Instant};
 const N1: usize = 2_000;
 const N2: usize = 12_000;
 const SIZE: usize = 64;
-const ALL: [&str; 5] = ["echo_select", "ioplex", "mio", "epoll", "tokio-ct"];
+const ALL: [&str; 8] = [
+    "echo_select",
+    "ioplex",
+    "ioplex-uring",
+    "mio",
+    "epoll",
+    "uring",
+    "monoio",
+    "tokio-ct",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -75,7 +87,7 @@ fn run(args: &[String]) -> io::Result<()> {
         let b = measure(name, N2, dir.path())?;
         let per_msg = (b.total as f64 - a.total as f64) / (N2 - N1) as f64;
         rows.push((name.clone(), per_msg));
-        if name == "echo_select" || name == "ioplex" {
+        if name.starts_with("ioplex") || name == "echo_select" {
             breakdown(name, &a.file, &b.file, top)?;
         }
     }
@@ -121,15 +133,18 @@ fn measure(name: &str, n: usize, dir: &Path) -> io::Result<Counted> {
     let greeting = if name == "echo_select" { 8 } else { 0 };
     let prefix = if name == "echo_select" { 9 } else { 0 };
     round_trips(addr, n, greeting, prefix)?;
-    // SIGTERM: the server exits and callgrind writes its counts.
+    // SIGTERM: the server exits and callgrind writes its counts. Under
+    // valgrind a thread waiting in io_uring_enter may never see the signal
+    // (valgrind holds signals around system calls it does not know block):
+    // then callgrind is asked to dump where it is, and the server is killed.
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut file = file;
     while child.0.try_wait()?.is_none() {
         if Instant::now() > deadline {
-            return Err(io::Error::other(format!(
-                "{name} did not exit after SIGTERM"
-            )));
+            file = dump_and_kill(&mut child.0, &file, name)?;
+            break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -144,6 +159,30 @@ fn measure(name: &str, n: usize, dir: &Path) -> io::Result<Counted> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| io::Error::other(format!("no totals in {}", file.display())))?;
     Ok(Counted { file, total })
+}
+
+/// `callgrind_control --dump` on a server that ignored SIGTERM, then SIGKILL;
+/// returns the dump's file (callgrind names it `FILE.1`).
+fn dump_and_kill(child: &mut Child, file: &Path, name: &str) -> io::Result<PathBuf> {
+    let pid = child.id().to_string();
+    let dumped = Command::new("callgrind_control")
+        .args(["-d", &pid])
+        .output()?;
+    let part = PathBuf::from(format!("{}.1", file.display()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !part.exists() {
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "{name} ignored SIGTERM and callgrind_control -d did not dump: {}",
+                String::from_utf8_lossy(&dumped.stderr).trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // let the dump finish
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(part)
 }
 
 struct KillOnDrop(Child);

@@ -28,6 +28,7 @@ mod load;
 mod output;
 mod report;
 mod servers;
+mod uring;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, BufRead, BufReader, IsTerminal, Read};
@@ -119,10 +120,13 @@ pub const WORKLOADS: [Workload; 6] = [
 ];
 
 /// Every server compared, in report order: the Rust ones, then the notes' Python ones.
-pub const SERVERS: [&str; 9] = [
+pub const SERVERS: [&str; 12] = [
     "ioplex",
+    "ioplex-uring",
     "epoll",
     "mio",
+    "uring",
+    "monoio",
     "tokio-ct",
     "tokio-mt",
     "threads",

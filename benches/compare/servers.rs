@@ -16,7 +16,10 @@ fn announce(addr: SocketAddr) {
 pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match imp {
-        "ioplex" => ioplex_echo(addr),
+        "ioplex" => ioplex_echo(addr, ioplex::Backend::Mio),
+        "ioplex-uring" => ioplex_echo(addr, ioplex::Backend::Uring),
+        "uring" => crate::uring::raw_uring_echo(addr, announce),
+        "monoio" => crate::uring::monoio_echo(addr, announce),
         "epoll" => epoll_echo(addr),
         "mio" => mio_echo(addr),
         "tokio-ct" => tokio_echo(addr, false),
@@ -27,7 +30,7 @@ pub fn serve(imp: &str, port: u16) -> io::Result<()> {
 }
 
 /// ioplex: a plain echo handler, logging off (no logger installed).
-fn ioplex_echo(addr: SocketAddr) -> io::Result<()> {
+fn ioplex_echo(addr: SocketAddr, backend: ioplex::Backend) -> io::Result<()> {
     use ioplex::{Action, Config, Ctx, Handler, Reactor};
     struct Echo;
     impl Handler for Echo {
@@ -39,6 +42,7 @@ fn ioplex_echo(addr: SocketAddr) -> io::Result<()> {
         }
     }
     let mut reactor = Reactor::new(Config {
+        backend,
         max_connections: 1_000_000,
         ..Config::default()
     })?;
