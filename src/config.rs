@@ -19,6 +19,7 @@ use std::time::Duration;
 /// | `accept_backoff` | 200 ms | on EMFILE/ENFILE accepting pauses this long |
 /// | `shutdown_timeout` | 5 s | queued output still unsent is dropped |
 /// | `linger` | 2 s | after our FIN, unread input is drained this long before close |
+/// | `accept_drain` | 50 ms | at a stop, handshakes already begun get this long to complete and be served |
 ///
 /// ```
 /// use std::time::Duration;
@@ -69,6 +70,12 @@ pub struct Config {
     pub max_wait: Option<Duration>,
     /// Set `TCP_NODELAY` on accepted sockets (Nagle plus split writes stalls 40 ms).
     pub nodelay: bool,
+    /// At a graceful stop the listeners take no new SYN, but stay open this
+    /// long so that handshakes already begun complete and are served; then
+    /// the kernel is told to complete none, what it had accepted is accepted
+    /// and served, and only then are they closed (closing a listener resets
+    /// the connections still queued on it).
+    pub accept_drain: Duration,
 }
 
 impl Default for Config {
@@ -91,6 +98,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             max_wait: None,
             nodelay: true,
+            accept_drain: Duration::from_millis(50),
         }
     }
 }

@@ -21,7 +21,8 @@ impl<H: Handler> Loop<'_, H> {
     /// Accepts until WouldBlock, the per-cycle cap (then: ready queue), or
     /// descriptor exhaustion (then: pause for `accept_backoff`).
     pub(super) fn accept(&mut self, key: usize) {
-        if self.core.accept.resume.is_some() || self.core.stopping.is_some() {
+        let draining = self.core.accept.drain.is_some(); // a stop: see `drain`
+        if self.core.accept.resume.is_some() || (self.core.stopping.is_some() && !draining) {
             return;
         }
         for _ in 0..self.core.cfg.accepts_per_cycle {
@@ -116,7 +117,7 @@ impl<H: Handler> Loop<'_, H> {
         true
     }
 
-    fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
+    pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
         if !self.admit(&fd, peer) {
             return;
         }
@@ -154,6 +155,12 @@ impl<H: Handler> Loop<'_, H> {
         }
         let state = self.handler.on_connect(ctx!(self, Some(id)), peer);
         self.states[key] = Some(state);
+        if self.core.stopping.is_some() {
+            // Taken from the accept queue during a stop: it gets what
+            // `on_connect` sent, then the close every connection gets.
+            self.core
+                .begin_close(key, crate::action::CloseReason::Shutdown);
+        }
     }
 }
 

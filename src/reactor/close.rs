@@ -167,8 +167,9 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// The graceful stop begins: listeners and UDP sockets close, every
-    /// connection starts closing (flushing first), the handler hears
+    /// The graceful stop begins: UDP sockets close, listeners drain (take
+    /// no new SYN, serve what the kernel accepted, then close: `drain`),
+    /// every connection starts closing (flushing first), the handler hears
     /// [`Handler::on_shutdown`].
     pub(super) fn begin_shutdown(&mut self) {
         let core = &mut *self.core;
@@ -176,14 +177,17 @@ impl<H: Handler> Loop<'_, H> {
         log::info!("shutting down: {} connections to flush", core.conns);
         let keys: Vec<usize> = core.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
-            if matches!(core.entries[key].kind, Kind::Conn(_)) {
-                core.begin_close(key, CloseReason::Shutdown);
-            } else {
-                let e = core.entries.remove(key);
-                let _ = core.poller.deregister(e.raw_fd());
-                add(&core.metrics.deregistrations, 1);
+            match core.entries[key].kind {
+                Kind::Conn(_) => core.begin_close(key, CloseReason::Shutdown),
+                Kind::Listener => {}
+                Kind::Udp => {
+                    let e = core.entries.remove(key);
+                    let _ = core.poller.deregister(e.raw_fd());
+                    add(&core.metrics.deregistrations, 1);
+                }
             }
         }
+        self.begin_drain();
         self.handler.on_shutdown(ctx!(self, None));
     }
 

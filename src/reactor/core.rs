@@ -72,6 +72,8 @@ pub(crate) struct AcceptState {
     pub(crate) exhausted: bool,
     /// Connections per peer address, kept while `max_connections_per_ip` is set.
     pub(crate) per_ip: HashMap<IpAddr, u32>,
+    /// At a stop: until when the listeners let begun handshakes complete.
+    pub(crate) drain: Option<u64>,
 }
 
 /// The loop's clock: milliseconds since it started, read at most once per

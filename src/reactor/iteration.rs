@@ -43,10 +43,15 @@ impl<H: Handler> Loop<'_, H> {
         if core.timers.is_empty() && core.accept.resume.is_none() && core.stopping.is_none() {
             return core.cfg.max_wait; // nothing due: no clock read
         }
-        let due = [core.timers.next_due(), core.accept.resume, core.stopping]
-            .into_iter()
-            .flatten()
-            .min();
+        let due = [
+            core.timers.next_due(),
+            core.accept.resume,
+            core.stopping,
+            core.accept.drain,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = due.map(|d| Duration::from_millis(d.saturating_sub(core.now())));
         match (timeout, core.cfg.max_wait) {
             (Some(t), Some(m)) => Some(t.min(m)),
@@ -190,12 +195,14 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// Step 8: Stopping, and nothing left (or the stop's deadline passed).
+    /// Step 8: Stopping, and nothing left: no connection, no listener still
+    /// draining (or the stop's deadline passed).
     fn finished(&mut self) -> bool {
         let Some(deadline) = self.core.stopping else {
             return false;
         };
-        if self.core.conns == 0 {
+        let settled = self.listeners_closed();
+        if settled && self.core.conns == 0 {
             return true;
         }
         if self.core.now() >= deadline {

@@ -13,6 +13,7 @@
 //! | `close` | the close state machine, with its table |
 //! | `udp` | datagrams |
 //! | `interest` | interest changes for level-triggered and one-shot backends |
+//! | `drain` | the listeners at a stop: serve what the kernel accepted, then close |
 //! | `handle` | what other threads hold: [`Handle`] |
 
 /// A [`Ctx`](crate::Ctx) for the loop's core about connection `$id`.
@@ -29,6 +30,7 @@ mod accept;
 mod buffer;
 mod close;
 pub(crate) mod core;
+mod drain;
 mod handle;
 mod input;
 mod interest;
@@ -87,19 +89,8 @@ impl Reactor {
     /// An error names the address: `cannot listen on 127.0.0.1:9999: address already in use`.
     pub fn listen(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let addr = first_addr(addr)?;
-        let bind = || -> io::Result<TcpListener> {
-            let sock = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                None,
-            )?;
-            sock.set_reuse_address(true)?;
-            sock.bind(&addr.into())?;
-            sock.listen(1024)?;
-            Ok(sock.into())
-        };
         let what = || format!("cannot listen on {addr}");
-        let sock = bind().map_err(|e| context(e, &what()))?;
+        let sock = bind_listener(addr, false).map_err(|e| context(e, &what()))?;
         self.add_listener(sock).map_err(|e| context(e, &what()))
     }
 
@@ -160,8 +151,10 @@ impl Reactor {
     ///    holds work or a stop was asked for.
     /// 2. **Wait** for events (retrying on `EINTR`).
     /// 3. **Stop?** A [`Handle::stop`] or [`Ctx::stop`](crate::Ctx::stop)
-    ///    begins the graceful stop: listeners close, every connection starts
-    ///    closing, [`Handler::on_shutdown`] is called.
+    ///    begins the graceful stop: listeners take no new SYN (for
+    ///    [`Config::accept_drain`] the handshakes already begun complete and
+    ///    are served, then what the kernel accepted is, then they close),
+    ///    every connection starts closing, [`Handler::on_shutdown`] is called.
     /// 4. **Events.** Each one: dropped if its token's generation is stale; a
     ///    listener accepts until `WouldBlock` or `accepts_per_cycle`
     ///    ([`Handler::on_connect`]); a connection flushes queued output on
@@ -182,8 +175,9 @@ impl Reactor {
     ///    interest changes level-triggered and one-shot backends need.
     ///    Edge-triggered backends need none: a connection is registered
     ///    READABLE|WRITABLE once at accept and never again.
-    /// 8. **Exit** when stopping and no connection is left, or when the
-    ///    stop's `shutdown_timeout` has passed (what is left is dropped).
+    /// 8. **Exit** when stopping and no connection or listener is left, or
+    ///    when the stop's `shutdown_timeout` has passed (what is left is
+    ///    dropped).
     pub fn run<H: Handler>(&mut self, handler: &mut H) -> io::Result<()> {
         let mut lp = Loop {
             rbuf: vec![0; self.core.cfg.read_buffer.max(1)],
@@ -225,7 +219,24 @@ pub(crate) fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {lower}"))
 }
 
-fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+/// A TCP listener on `addr` (`SO_REUSEADDR`, backlog 1024), in a
+/// `SO_REUSEPORT` group if `reuse_port`.
+pub(crate) fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     let what = "cannot resolve the address to listen on";
     addr.to_socket_addrs()
         .map_err(|e| context(e, what))?

@@ -2,6 +2,8 @@
 //! binaries as child processes, fd counting, deadlines.
 #![allow(dead_code)]
 
+pub mod storm;
+
 use ioplex::{Config, Handle, Handler, Metrics, Reactor};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
