@@ -20,6 +20,7 @@ use std::time::Duration;
 /// | `shutdown_timeout` | 5 s | queued output still unsent is dropped |
 /// | `linger` | 2 s | after our FIN, unread input is drained this long before close |
 /// | `accept_drain` | 50 ms | at a stop, handshakes already begun get this long to complete and be served |
+/// | `loop_queue` | 256 KiB | a [`Server`](crate::Server) loop's sends to another loop past this fail (`false`) |
 ///
 /// ```
 /// use std::time::Duration;
@@ -76,6 +77,10 @@ pub struct Config {
     /// and served, and only then are they closed (closing a listener resets
     /// the connections still queued on it).
     pub accept_drain: Duration,
+    /// Bytes of the queue from one loop of a [`Server`](crate::Server) to
+    /// another (rounded up to a power of two); a cross-loop send that does
+    /// not fit fails. Unused by a lone [`Reactor`](crate::Reactor).
+    pub loop_queue: usize,
 }
 
 impl Default for Config {
@@ -99,6 +104,7 @@ impl Default for Config {
             max_wait: None,
             nodelay: true,
             accept_drain: Duration::from_millis(50),
+            loop_queue: 256 << 10,
         }
     }
 }

@@ -30,6 +30,12 @@ macro_rules! counters {
             pub fn since(&self, earlier: &Snapshot) -> Snapshot {
                 Snapshot { $( $name: self.$name.wrapping_sub(earlier.$name), )* }
             }
+
+            /// `self + other`, counter by counter: the loops of a
+            /// [`Server`](crate::Server) summed.
+            pub fn plus(&self, other: &Snapshot) -> Snapshot {
+                Snapshot { $( $name: self.$name.wrapping_add(other.$name), )* }
+            }
         }
     };
 }
@@ -79,6 +85,21 @@ counters! {
     datagrams_in,
     /// UDP datagrams larger than the read buffer, dropped and reported.
     datagrams_truncated,
+    /// Connections handed to this loop by another loop's acceptor (each
+    /// also counts in `accepted` once admitted).
+    adopted,
+    /// Records this loop queued for other loops of a [`Server`](crate::Server)
+    /// (sends to the same connection in one iteration share a record).
+    mesh_sent,
+    /// Records this loop took from other loops' queues.
+    mesh_received,
+    /// Sends to another loop refused because its queue was full (or the
+    /// message larger than half of it): the sender got `false`.
+    mesh_full,
+    /// Wake-ups this loop sent to other loops (at most one per loop it
+    /// sent to per iteration, none while that loop is still busy with
+    /// the last batch).
+    mesh_wakes,
 }
 
 /// Adds `n` to a counter that only one thread writes.

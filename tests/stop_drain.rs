@@ -5,25 +5,9 @@
 
 mod common;
 
-use common::storm::storm;
+use common::storm::{Greeter, storm};
 use common::*;
-use ioplex::{Action, Config, Ctx, Handler};
-use std::net::SocketAddr;
-
-/// Greets every client and closes: a connection the server served is one
-/// that read `hi` before its EOF.
-pub struct Greeter;
-
-impl Handler for Greeter {
-    type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
-        ctx.send(b"hi\n");
-        ctx.close(ctx.id());
-    }
-    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
-        Action::Continue
-    }
-}
+use ioplex::Config;
 
 #[test]
 fn stopping_a_reactor_under_a_connect_storm_loses_no_connection_the_kernel_accepted() {

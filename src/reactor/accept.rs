@@ -35,7 +35,9 @@ impl<H: Handler> Loop<'_, H> {
                         log::info!("accept: descriptors available again");
                     }
                     let peer = peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    self.add_conn(fd, peer)
+                    if let Some(fd) = self.core.hand_off(fd) {
+                        self.add_conn(fd, peer) // this loop serves it
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if sys::is_fd_exhaustion(&e) => {
@@ -115,6 +117,13 @@ impl<H: Handler> Loop<'_, H> {
             *held += 1;
         }
         true
+    }
+
+    /// Serves a connection another loop accepted (a [`Server`](crate::Server)'s acceptor).
+    pub(super) fn adopt(&mut self, fd: OwnedFd) {
+        let peer = socket2::SockRef::from(&fd).peer_addr().ok();
+        let peer = peer.and_then(|a| a.as_socket());
+        self.add_conn(fd, peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
     }
 
     pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {

@@ -175,6 +175,7 @@ impl<H: Handler> Loop<'_, H> {
         let core = &mut *self.core;
         core.stopping = Some(core.now() + ms_ceil(core.cfg.shutdown_timeout));
         log::info!("shutting down: {} connections to flush", core.conns);
+        core.announce_stop();
         let keys: Vec<usize> = core.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
             match core.entries[key].kind {

@@ -47,6 +47,8 @@ pub(crate) struct Core {
     pub(crate) stopping: Option<u64>,
     pub(crate) accept: AcceptState,
     pub(crate) tick: Tick,
+    /// This loop's end of the mesh in a [`Server`](crate::Server); `None` alone.
+    pub(crate) mesh: Option<Box<super::mesh::Port>>,
 }
 
 /// When a connection's deadline for its current state falls: idle in
@@ -136,6 +138,7 @@ impl Core {
             stopping: None,
             accept: AcceptState::default(),
             tick: Tick::default(),
+            mesh: None,
         })
     }
 
@@ -192,6 +195,9 @@ impl Core {
     /// The open-or-closing connection `id`, if it is still the one `id` names.
     #[inline]
     pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
+        if id.loop_index() != self.index as usize {
+            return None; // another loop's: its key means nothing here
+        }
         match self.entries.get(id.key()) {
             Some(Entry {
                 generation,
@@ -205,6 +211,9 @@ impl Core {
     /// The entry of connection `id`, if it is still the one `id` names.
     #[inline]
     pub(crate) fn conn_entry(&mut self, id: ConnId) -> Option<(&mut Flags, &mut Conn)> {
+        if id.loop_index() != self.index as usize {
+            return None;
+        }
         match self.entries.get_mut(id.key()) {
             Some(Entry {
                 generation,

@@ -88,6 +88,7 @@ impl<H: Handler> Loop<'_, H> {
             if ev.token == WAKER {
                 self.core.waker.reset();
                 self.take_notes();
+                self.take_mesh(); // what other loops of a `Server` sent
                 continue;
             }
             let id = ConnId::from_token(ev.token);
@@ -193,20 +194,22 @@ impl<H: Handler> Loop<'_, H> {
         if !self.core.dirty.is_empty() {
             self.core.apply_interest();
         }
+        self.core.publish_mesh(); // what this iteration sent other loops
     }
 
     /// Step 8: Stopping, and nothing left: no connection, no listener still
-    /// draining (or the stop's deadline passed).
+    /// draining, nothing from other loops (or the stop's deadline passed).
     fn finished(&mut self) -> bool {
         let Some(deadline) = self.core.stopping else {
             return false;
         };
-        let settled = self.listeners_closed();
+        let settled = self.listeners_closed() & self.mesh_quiet();
         if settled && self.core.conns == 0 {
             return true;
         }
         if self.core.now() >= deadline {
             self.abort_all(CloseReason::FlushTimeout);
+            self.core.publish_mesh();
             return true;
         }
         false

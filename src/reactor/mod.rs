@@ -15,6 +15,7 @@
 //! | `interest` | interest changes for level-triggered and one-shot backends |
 //! | `drain` | the listeners at a stop: serve what the kernel accepted, then close |
 //! | `handle` | what other threads hold: [`Handle`] |
+//! | `mesh`, `ring` | a [`Server`](crate::Server)'s loops talking: bounded queues, one wake per batch |
 
 /// A [`Ctx`](crate::Ctx) for the loop's core about connection `$id`.
 macro_rules! ctx {
@@ -31,11 +32,13 @@ mod buffer;
 mod close;
 pub(crate) mod core;
 mod drain;
-mod handle;
+pub(crate) mod handle;
 mod input;
 mod interest;
 mod iteration;
+pub(crate) mod mesh;
 mod output;
+mod ring;
 pub(crate) mod state;
 mod udp;
 
@@ -130,6 +133,7 @@ impl Reactor {
         Handle {
             shared: self.core.shared.clone(),
             waker: self.core.waker.clone(),
+            group: self.core.mesh.as_ref().map(|p| p.group.clone()),
         }
     }
 
@@ -163,7 +167,8 @@ impl Reactor {
     ///    whose sends are written at once (only what the socket refuses is
     ///    queued); a UDP socket hands each datagram to
     ///    [`Handler::on_datagram`]; the waker delivers [`Handle::notify`]
-    ///    tags ([`Handler::on_notify`], [`Handler::on_conn_notify`]).
+    ///    tags ([`Handler::on_notify`], [`Handler::on_conn_notify`]) and, in
+    ///    a [`Server`](crate::Server), what the other loops sent.
     /// 5. **Ready queue.** What stopped at its budget last time goes on
     ///    (no new edge will come for it), and input kept behind a
     ///    [`Ctx::resume_reading`](crate::Ctx::resume_reading) is handed back.
@@ -174,10 +179,13 @@ impl Reactor {
     ///    call [`Handler::on_tick`], close what that marked, and apply the
     ///    interest changes level-triggered and one-shot backends need.
     ///    Edge-triggered backends need none: a connection is registered
-    ///    READABLE|WRITABLE once at accept and never again.
-    /// 8. **Exit** when stopping and no connection or listener is left, or
-    ///    when the stop's `shutdown_timeout` has passed (what is left is
-    ///    dropped).
+    ///    READABLE|WRITABLE once at accept and never again. In a
+    ///    [`Server`](crate::Server), what this iteration sent other loops
+    ///    is published, with one wake-up per loop that needs one.
+    /// 8. **Exit** when stopping and no connection or listener is left (in a
+    ///    server: and every loop has begun stopping, and nothing sent to
+    ///    this one is unread), or when the stop's `shutdown_timeout` has
+    ///    passed (what is left is dropped).
     pub fn run<H: Handler>(&mut self, handler: &mut H) -> io::Result<()> {
         let mut lp = Loop {
             rbuf: vec![0; self.core.cfg.read_buffer.max(1)],

@@ -4,11 +4,27 @@
 //! those the server answered.
 
 use super::{IO_TIMEOUT, wait_for};
+use ioplex::{Action, Ctx, Handler};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Greets every client with `hi\n` and closes: a connection the server
+/// served is one that read `hi` before its EOF.
+pub struct Greeter;
+
+impl Handler for Greeter {
+    type Conn = ();
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+        ctx.send(b"hi\n");
+        ctx.close(ctx.id());
+    }
+    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
+        Action::Continue
+    }
+}
 
 /// What a storm saw.
 pub struct Storm {
