@@ -75,7 +75,7 @@ fn run(args: &[String]) -> io::Result<()> {
         let b = measure(name, N2, dir.path())?;
         let per_msg = (b.total as f64 - a.total as f64) / (N2 - N1) as f64;
         rows.push((name.clone(), per_msg));
-        if name == "echo_select" || name == "ioplex" {
+        if name == "echo_select" || name.starts_with("ioplex") {
             breakdown(name, &a.file, &b.file, top)?;
         }
     }

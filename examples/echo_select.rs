@@ -16,6 +16,8 @@
 //!
 //! Like the notes' `select(inputs, outputs, [], 1)`, the loop wakes at least
 //! once a second and logs (at debug level) the counts the notes print.
+//! Beyond the notes: `--threads N` runs N such loops on N threads (one per
+//! core, `ioplex::Server`), each with its own backend and its own clients.
 //!
 //! Try it:
 //! ```text
@@ -23,11 +25,13 @@
 //! nc 127.0.0.1 9999                                    # in a second terminal
 //! cargo run --release --example client -- 127.0.0.1:9999   # without nc
 //! RUST_LOG=debug cargo run --example echo_select       # see the counts
+//! cargo run --release --example echo_select -- --threads 2 --pin
 //! ```
 
 use clap::Parser;
-use ioplex::{Action, Backend, Config, Ctx, Handler, Reactor, Tick};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Server, Tick};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// The notes' select echo server on ioplex.
@@ -42,6 +46,12 @@ struct Args {
     /// Trigger mode for backends that have a choice: level, edge, oneshot.
     #[arg(long)]
     trigger: Option<String>,
+    /// Event loops, one per thread, each on its own backend (1: the notes' one loop).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pin: bool,
 }
 
 /// Answers every chunk of at most 1024 bytes with `response:` + the chunk.
@@ -78,17 +88,27 @@ pub fn config(backend: Backend) -> Config {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
     simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
         .env()
         .init()
         .expect("logger");
-    let args = Args::parse();
+    match serve(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_select: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
     let backend = Backend::parse(&args.backend, args.trigger.as_deref())?;
-    let mut reactor = Reactor::new(config(backend))?;
-    let addr = reactor.listen(&args.addr)?;
+    let mut server = Server::new(config(backend), args.threads)?;
+    server.pin(args.pin);
+    let addr = server.listen(&args.addr)?;
     println!("listening on {addr}");
-    log::info!("echo_select on {addr} ({})", reactor.config().backend);
-    reactor.run(&mut SelectEcho)
+    log::info!("echo_select on {addr} ({backend}, {} loops)", args.threads);
+    server.run(|_| SelectEcho)
 }

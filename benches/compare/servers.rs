@@ -16,7 +16,8 @@ fn announce(addr: SocketAddr) {
 pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match imp {
-        "ioplex" => ioplex_echo(addr),
+        "ioplex" => ioplex_echo(addr, 1),
+        "ioplex-2loops" => ioplex_echo(addr, 2),
         "epoll" => epoll_echo(addr),
         "mio" => mio_echo(addr),
         "tokio-ct" => tokio_echo(addr, false),
@@ -26,9 +27,10 @@ pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     }
 }
 
-/// ioplex: a plain echo handler, logging off (no logger installed).
-fn ioplex_echo(addr: SocketAddr) -> io::Result<()> {
-    use ioplex::{Action, Config, Ctx, Handler, Reactor};
+/// ioplex: a plain echo handler, logging off (no logger installed), on
+/// `threads` loops (a `Server`; one loop is one `Reactor` on this thread).
+fn ioplex_echo(addr: SocketAddr, threads: usize) -> io::Result<()> {
+    use ioplex::{Action, Config, Ctx, Handler, Server};
     struct Echo;
     impl Handler for Echo {
         type Conn = ();
@@ -38,12 +40,13 @@ fn ioplex_echo(addr: SocketAddr) -> io::Result<()> {
             Action::Continue
         }
     }
-    let mut reactor = Reactor::new(Config {
+    let config = Config {
         max_connections: 1_000_000,
         ..Config::default()
-    })?;
-    announce(reactor.listen(addr)?);
-    reactor.run(&mut Echo)
+    };
+    let mut server = Server::new(config, threads)?;
+    announce(server.listen(addr)?);
+    server.run(|_| Echo)
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {

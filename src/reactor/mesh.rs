@@ -215,6 +215,7 @@ impl Port {
     }
 
     /// Makes this iteration's records visible, waking the loops that need it.
+    #[inline(never)]
     fn publish(&mut self, m: &Metrics) {
         while let Some(to) = self.dirty.pop() {
             let o = &mut self.out[to];
@@ -380,7 +381,9 @@ impl Core {
     #[inline]
     pub(crate) fn publish_mesh(&mut self) {
         if let Some(port) = self.mesh.as_deref_mut() {
-            port.publish(&self.metrics);
+            if !port.dirty.is_empty() {
+                port.publish(&self.metrics);
+            }
         }
     }
 
