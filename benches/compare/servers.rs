@@ -3,6 +3,7 @@
 //! first on stdout, then echoes every byte back unchanged until killed.
 //! All set `TCP_NODELAY` on accepted sockets, as ioplex does by default.
 
+use ioplex::Distribution;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -16,8 +17,10 @@ fn announce(addr: SocketAddr) {
 pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match imp {
-        "ioplex" => ioplex_echo(addr, 1),
-        "ioplex-2loops" => ioplex_echo(addr, 2),
+        "ioplex" => ioplex_echo(addr, 1, Distribution::default()),
+        "ioplex-1loop" => ioplex_echo(addr, 1, Distribution::default()),
+        "ioplex-2loops" => ioplex_echo(addr, 2, Distribution::default()),
+        "ioplex-2loops-reuseport" => ioplex_echo(addr, 2, Distribution::ReusePort),
         "epoll" => epoll_echo(addr),
         "mio" => mio_echo(addr),
         "tokio-ct" => tokio_echo(addr, false),
@@ -29,7 +32,7 @@ pub fn serve(imp: &str, port: u16) -> io::Result<()> {
 
 /// ioplex: a plain echo handler, logging off (no logger installed), on
 /// `threads` loops (a `Server`; one loop is one `Reactor` on this thread).
-fn ioplex_echo(addr: SocketAddr, threads: usize) -> io::Result<()> {
+fn ioplex_echo(addr: SocketAddr, threads: usize, d: Distribution) -> io::Result<()> {
     use ioplex::{Action, Config, Ctx, Handler, Server};
     struct Echo;
     impl Handler for Echo {
@@ -45,6 +48,7 @@ fn ioplex_echo(addr: SocketAddr, threads: usize) -> io::Result<()> {
         ..Config::default()
     };
     let mut server = Server::new(config, threads)?;
+    server.distribution(d);
     announce(server.listen(addr)?);
     server.run(|_| Echo)
 }
