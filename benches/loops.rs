@@ -213,17 +213,20 @@ fn report(
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let command = match args.is_empty() {
+        true => "cargo bench --bench loops".to_owned(),
+        false => format!("cargo bench --bench loops -- {}", args.join(" ")),
+    };
     let _ = writeln!(
         s,
         "# One loop per core: an echo `Server` of 1..{nproc} loops\n"
     );
     let _ = writeln!(
         s,
-        "Made by `cargo bench --bench loops -- {}` on {nproc} CPUs ({d:?}; {rounds} rounds of {window:?}, \
+        "Made by `{command}` on {nproc} CPUs ({d:?}; {rounds} rounds of {window:?}, \
          medians). Server and load generator share the CPUs, unpinned: **throughput scaling needs \
          more cores than loops + load generator, which this machine does not have**; the server's \
-         CPU per message and the balance over the loops are what it shows.\n",
-        args.join(" ")
+         CPU per message and the balance over the loops are what it shows.\n"
     );
     for &(w, title, _) in &WORKLOADS {
         let _ = writeln!(s, "## Workload {w}: {title}\n");
