@@ -91,6 +91,8 @@ pub struct Server {
     loops: Vec<Reactor>,
     group: Option<Arc<Group>>,
     distribution: Distribution,
+    /// The distribution of the listeners so far.
+    listening: Option<Distribution>,
     listeners: usize,
     pin: bool,
 }
@@ -122,12 +124,14 @@ impl Server {
             loops,
             group,
             distribution: Distribution::default(),
+            listening: None,
             listeners: 0,
             pin: false,
         })
     }
 
-    /// How the listeners added after this call hand out connections.
+    /// How the listeners hand out connections; set it before the first
+    /// [`listen`](Server::listen): every listener of a server shares it.
     pub fn distribution(&mut self, d: Distribution) -> &mut Server {
         self.distribution = d;
         self
@@ -157,6 +161,18 @@ impl Server {
         }
         let addr = first_addr(addr)?;
         let what = || format!("cannot listen on {addr}");
+        match self.listening {
+            Some(d) if d != self.distribution => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{}: this server's listeners hand out connections by {d:?}; all share one distribution",
+                        what()
+                    ),
+                ));
+            }
+            _ => self.listening = Some(self.distribution),
+        }
         let bound = match self.distribution {
             Distribution::ReusePort => {
                 let mut bound = addr;

@@ -442,3 +442,19 @@ fn a_server_of_one_loop_is_a_reactor() {
     let err = Server::new(Config::default(), 0).err().expect("0 loops");
     assert_eq!(err.to_string(), "a server runs 1 to 256 loops, not 0");
 }
+
+#[test]
+fn the_listeners_of_a_server_share_one_distribution() {
+    let mut server = Server::new(Config::default(), 2).unwrap();
+    server.distribution(Distribution::ReusePort);
+    let first = server.listen("127.0.0.1:0").unwrap();
+    let second = server.listen("127.0.0.1:0").unwrap(); // the same: fine
+    assert_ne!(first, second);
+    server.distribution(Distribution::LeastLoaded);
+    let err = server.listen("127.0.0.1:0").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().starts_with("cannot listen on 127.0.0.1:0: this server's listeners hand out connections by ReusePort"),
+        "{err}"
+    );
+}
