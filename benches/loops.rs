@@ -21,21 +21,14 @@
 #[allow(dead_code)]
 #[path = "compare/load.rs"]
 mod load;
+#[allow(dead_code)]
+#[path = "compare/servers.rs"]
+mod servers;
 
-use ioplex::{Action, Config, Ctx, Distribution, Handler, Server};
+use ioplex::{Distribution, Server};
+use servers::{Echo, ioplex_config};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-struct Echo;
-impl Handler for Echo {
-    type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-        ctx.send(data);
-        Action::Continue
-    }
-}
 
 const WORKLOADS: [(usize, &str, load::Spec); 2] = [
     (1, "50 connections, 1 in flight, 64 B", spec(50)),
@@ -89,11 +82,7 @@ fn measure(
     warmup: Duration,
     window: Duration,
 ) -> Result<Sample, String> {
-    let config = Config {
-        max_connections: 1_000_000,
-        ..Config::default()
-    };
-    let mut server = Server::new(config, loops).map_err(|e| e.to_string())?;
+    let mut server = Server::new(ioplex_config(), loops).map_err(|e| e.to_string())?;
     server.distribution(d);
     let addr = server.listen("127.0.0.1:0").map_err(|e| e.to_string())?;
     let (handle, metrics) = (server.handle(), server.metrics());

@@ -7,65 +7,20 @@ mod common;
 mod http_static_util;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::Command;
 
 /// `echo_select` with its log kept (printed only if the test fails).
-struct Logged {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Logged {
-    fn start(args: &[&str]) -> Logged {
-        let path = example_path("echo_select");
-        assert!(
-            path.exists(),
-            "{} is not built: run `cargo test`",
-            path.display()
-        );
-        let mut child = Command::new(path)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn echo_select");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                kept.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout
-            .read_line(&mut first)
-            .expect("echo_select's first line");
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        let addr = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("echo_select did not start: {first:?}"));
-        Logged { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- echo_select log ---\n{}", self.log());
-        }
-    }
+fn echo_select(args: &[&str]) -> Logged {
+    let path = example_path("echo_select");
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test`",
+        path.display()
+    );
+    let mut cmd = Command::new(path);
+    cmd.args(args);
+    Logged::start("echo_select", cmd)
 }
 
 /// Connections the log says each of two loops took.
@@ -77,7 +32,7 @@ fn per_loop(log: &str, marker: &str) -> [usize; 2] {
 
 #[test]
 fn echo_select_with_two_threads_answers_200_clients_on_both_loops() {
-    let server = Logged::start(&["--addr", "127.0.0.1:0", "--threads", "2"]);
+    let server = echo_select(&["--addr", "127.0.0.1:0", "--threads", "2"]);
     let addr = server.addr;
     let clients: Vec<_> = (0..200)
         .map(|i| {

@@ -220,7 +220,7 @@ fn one_per_loop(addr: SocketAddr) -> (Client, Client, Vec<Client>) {
 
 /// Opens `n` connections and says how many each loop accepted.
 fn spread(threads: usize, d: Distribution, n: usize) -> Vec<u64> {
-    let server = Running::start(threads, d, Config::default(), |_| Quiet);
+    let server = Running::start(threads, d, Config::default(), |_| Echo);
     let clients: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
     let m = server.metrics.clone();
     assert!(wait_for(Duration::from_secs(20), || m.total().accepted == n as u64));
@@ -228,16 +228,6 @@ fn spread(threads: usize, d: Distribution, n: usize) -> Vec<u64> {
     drop(clients);
     server.stop().unwrap();
     per_loop
-}
-
-struct Quiet;
-impl Handler for Quiet {
-    type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-        ctx.send(data);
-        Action::Continue
-    }
 }
 
 #[test]
@@ -431,7 +421,7 @@ fn metrics_are_kept_per_loop_and_summed() {
 
 #[test]
 fn a_server_of_one_loop_is_a_reactor() {
-    let server = Running::start(1, Distribution::ReusePort, Config::default(), |_| Quiet);
+    let server = Running::start(1, Distribution::ReusePort, Config::default(), |_| Echo);
     let mut c = connect(server.addr);
     c.write_all(b"ping").unwrap();
     assert_eq!(read_n(&mut c, 4), b"ping");

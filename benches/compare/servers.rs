@@ -30,24 +30,30 @@ pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     }
 }
 
-/// ioplex: a plain echo handler, logging off (no logger installed), on
+/// ioplex's plain echo handler.
+pub struct Echo;
+
+impl ioplex::Handler for Echo {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
+        ctx.send(data);
+        ioplex::Action::Continue
+    }
+}
+
+/// The config of every ioplex server measured: the limits out of the way.
+pub fn ioplex_config() -> ioplex::Config {
+    ioplex::Config {
+        max_connections: 1_000_000,
+        ..ioplex::Config::default()
+    }
+}
+
+/// ioplex: the echo handler, logging off (no logger installed), on
 /// `threads` loops (a `Server`; one loop is one `Reactor` on this thread).
 fn ioplex_echo(addr: SocketAddr, threads: usize, d: Distribution) -> io::Result<()> {
-    use ioplex::{Action, Config, Ctx, Handler, Server};
-    struct Echo;
-    impl Handler for Echo {
-        type Conn = ();
-        fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-        fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-            ctx.send(data);
-            Action::Continue
-        }
-    }
-    let config = Config {
-        max_connections: 1_000_000,
-        ..Config::default()
-    };
-    let mut server = Server::new(config, threads)?;
+    let mut server = ioplex::Server::new(ioplex_config(), threads)?;
     server.distribution(d);
     announce(server.listen(addr)?);
     server.run(|_| Echo)
