@@ -96,3 +96,48 @@ fn http_static_with_two_threads_serves_every_request_on_both_loops() {
     assert!(split[0] >= 40 && split[1] >= 40, "{split:?}");
     drop(open);
 }
+
+#[test]
+fn pin_puts_each_loop_thread_on_a_cpu_of_its_own() {
+    let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let server = echo_select(&["--addr", "127.0.0.1:0", "--threads", "2", "--pin"]);
+    let tasks = format!("/proc/{}/task", server.child.id());
+    let loop_threads = || {
+        let mut pinned = Vec::new();
+        for task in std::fs::read_dir(&tasks).unwrap().map_while(Result::ok) {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if let Some(i) = comm.trim().strip_prefix("ioplex-loop-") {
+                let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+                pinned.push((i.parse::<usize>().unwrap(), cpus_allowed(&status)));
+            }
+        }
+        pinned.sort();
+        pinned
+    };
+    // The loops start (and pin themselves) just after `listening on`.
+    let mut pinned = loop_threads();
+    wait_for(IO_TIMEOUT, || {
+        pinned = loop_threads();
+        pinned.len() == 2 && pinned.iter().all(|(_, c)| c.len() == 1)
+    });
+    eprintln!("allowed CPUs {allowed:?}; loop threads pinned to {pinned:?}");
+    let want: Vec<(usize, Vec<usize>)> = (0..2)
+        .map(|i| (i, vec![allowed[i % allowed.len()]]))
+        .collect();
+    assert_eq!(pinned, want);
+}
+
+/// The CPUs of a `Cpus_allowed_list:` line of /proc/…/status (`0-1,4`).
+fn cpus_allowed(status: &str) -> Vec<usize> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    list.trim()
+        .split(',')
+        .flat_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()
+        })
+        .collect()
+}

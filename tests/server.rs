@@ -270,6 +270,29 @@ fn a_message_from_a_client_on_one_loop_reaches_a_client_on_the_other_in_order() 
 }
 
 #[test]
+fn messages_cross_loops_on_every_backend() {
+    for backend in backends() {
+        let registry = Registry::default();
+        let r = registry.clone();
+        let make = move |_| Hub {
+            registry: r.clone(),
+        };
+        let server = Running::start(2, Distribution::LeastLoaded, config_on(backend), make);
+        let (mut a, mut b, _spare) = one_per_loop(server.addr);
+        for i in 0..50 {
+            a.say(&format!("send {} m{i}", b.number));
+            b.say(&format!("send {} r{i}", a.number));
+        }
+        for i in 0..50 {
+            assert_eq!(b.line(), format!("m{i}"), "on {backend}");
+            assert_eq!(a.line(), format!("r{i}"), "on {backend}");
+        }
+        drop((a, b)); // else each lingers (Config::linger) for our EOF
+        server.stop().unwrap();
+    }
+}
+
+#[test]
 fn a_broadcast_reaches_the_clients_of_every_loop() {
     let (server, _reg) = Running::hub(2, Distribution::RoundRobin);
     let mut clients: Vec<Client> = (0..6).map(|_| Client::connect(server.addr)).collect();
