@@ -26,6 +26,8 @@
 //! once a second and logs (at debug level) the counts the notes print.
 //! `--metrics 127.0.0.1:9100` serves the loop's counters for Prometheus at
 //! `GET /metrics` on a second listener of the same loop.
+//! Beyond the notes: `--threads N` runs N such loops on N threads (one per
+//! core, `ioplex::Server`), each with its own backend and its own clients.
 //!
 //! Try it:
 //! ```text
@@ -34,13 +36,14 @@
 //! cargo run --release --example client -- 127.0.0.1:9999   # without nc
 //! RUST_LOG=debug cargo run --example echo_select       # see the counts
 //! cargo run --example echo_select -- --metrics 127.0.0.1:9100   # then: curl 127.0.0.1:9100/metrics
+//! cargo run --release --example echo_select -- --threads 2 --pin
 //! ```
 
 #[path = "support/mod.rs"]
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Backend, Config, Ctx, Handler, Reactor, Tick};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Server, Tick};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,6 +71,12 @@ struct Args {
     /// Also serve the loop's counters for Prometheus at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Event loops, one per thread, each on its own backend (1: the notes' one loop).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pin: bool,
 }
 
 /// Answers every chunk of at most 1024 bytes with `response:` + the chunk.
@@ -114,14 +123,16 @@ fn main() -> ExitCode {
 
 fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
     let idle = Duration::from_secs(args.idle_timeout);
-    let mut reactor = Reactor::new(support::limited(config(backend), idle, args.max_per_ip))?;
-    let addr = reactor.listen(&args.addr)?;
+    let config = support::limited(config(backend), idle, args.max_per_ip);
+    let mut server = Server::new(config, args.threads)?;
+    server.pin(args.pin);
+    let addr = server.listen(&args.addr)?;
     println!("listening on {addr}");
-    log::info!("echo_select on {addr} ({})", reactor.config().backend);
+    log::info!("echo_select on {addr} ({backend}, {} loops)", args.threads);
     let Some(metrics) = &args.metrics else {
-        return reactor.run(&mut SelectEcho);
+        return server.run(|_| SelectEcho);
     };
-    let metrics = Scrape::listen(&mut reactor, metrics, "ioplex")?;
-    println!("metrics on http://{}/metrics", metrics.addr());
-    reactor.run(&mut metrics.around(SelectEcho))
+    let scrape = Scrape::listen(&mut server, metrics, "ioplex")?;
+    println!("metrics on http://{}/metrics", scrape.addr());
+    server.run(move |_| scrape.clone().around(SelectEcho))
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 /// | `accept_backoff` | 200 ms | on EMFILE/ENFILE accepting pauses this long |
 /// | `shutdown_timeout` | 5 s | queued output still unsent is dropped |
 /// | `linger` | 2 s | after our FIN, unread input is drained this long before close |
+/// | `accept_drain` | 50 ms | at a stop, handshakes already begun get this long to complete and be served |
+/// | `loop_queue` | 256 KiB | a [`Server`](crate::Server) loop's sends to another loop past this fail (`false`) |
 ///
 /// ```
 /// use std::time::Duration;
@@ -79,6 +81,16 @@ pub struct Config {
     /// [`Backend::Uring`]: bytes of each of those buffers: the most one
     /// receive hands to `on_data`.
     pub uring_buffer_size: usize,
+    /// At a graceful stop the listeners take no new SYN, but stay open this
+    /// long so that handshakes already begun complete and are served; then
+    /// the kernel is told to complete none, what it had accepted is accepted
+    /// and served, and only then are they closed (closing a listener resets
+    /// the connections still queued on it).
+    pub accept_drain: Duration,
+    /// Bytes of the queue from one loop of a [`Server`](crate::Server) to
+    /// another (rounded up to a power of two); a cross-loop send that does
+    /// not fit fails. Unused by a lone [`Reactor`](crate::Reactor).
+    pub loop_queue: usize,
 }
 
 impl Default for Config {
@@ -104,6 +116,8 @@ impl Default for Config {
             uring_entries: 4096,
             uring_buffers: 1024,
             uring_buffer_size: 16 << 10,
+            accept_drain: Duration::from_millis(50),
+            loop_queue: 256 << 10,
         }
     }
 }

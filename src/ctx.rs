@@ -56,6 +56,13 @@ impl Ctx<'_> {
     }
 
     /// Sends to any connection. Returns `false` if it is gone or closing.
+    ///
+    /// In a [`Server`](crate::Server) `id` may live on another loop (its
+    /// [`ConnId::loop_index`]): the bytes go into that loop's bounded queue
+    /// and it sends them, in the order this loop sent them. `false` then
+    /// means the queue is full (counted in `Metrics::mesh_full`) or that
+    /// loop has exited; `true`, that the bytes are queued (a connection that
+    /// closes before they arrive does not get them).
     pub fn send_to(&mut self, id: ConnId, data: &[u8]) -> bool {
         self.core.send(id, &[data])
     }
@@ -69,7 +76,22 @@ impl Ctx<'_> {
     }
 
     /// Sends to every open connection except `except`; returns how many took it.
+    ///
+    /// In a [`Server`](crate::Server), the connections of every loop: each
+    /// other loop gets the bytes through its queue and sends them to its
+    /// own. Those count as the connections such a loop held when it was
+    /// queued; a loop whose queue is full (counted in `Metrics::mesh_full`)
+    /// counts nothing, so the sender sees it.
     pub fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
+        let here = self.broadcast_here(data, except);
+        match self.core.mesh {
+            Some(_) => here + self.core.broadcast_remote(data),
+            None => here,
+        }
+    }
+
+    /// [`broadcast`](Ctx::broadcast) to this loop's connections only.
+    pub(crate) fn broadcast_here(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
         let mut ids = std::mem::take(&mut self.core.scratch);
         ids.clear();
         ids.extend(self.connections());
@@ -83,7 +105,7 @@ impl Ctx<'_> {
         n
     }
 
-    /// Ids of the open connections.
+    /// Ids of the open connections (of this loop, in a [`Server`](crate::Server)).
     pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
         let index = self.core.index;
         self.core
@@ -102,7 +124,36 @@ impl Ctx<'_> {
         self.core.conns
     }
 
-    /// Bytes queued for `id` that the socket has not taken yet.
+    /// Which loop of a [`Server`](crate::Server) this is (0 for a lone
+    /// [`Reactor`](crate::Reactor)): the [`ConnId::loop_index`] of its connections.
+    pub fn loop_index(&self) -> usize {
+        self.core.index as usize
+    }
+
+    /// How many loops the server runs (1 for a lone [`Reactor`](crate::Reactor)).
+    pub fn loop_count(&self) -> usize {
+        self.core.loops()
+    }
+
+    /// Calls [`Handler::on_conn_notify`](crate::Handler::on_conn_notify)
+    /// with `tag` for connection `id`, on whichever loop owns it, after this
+    /// callback: the way for handlers on different loops to talk (a
+    /// notification for a connection gone by then is dropped). Another
+    /// loop's goes through its bounded queue: `false` if that is full
+    /// (counted in `Metrics::mesh_full`) or the loop has exited; this loop's
+    /// is delivered on its next iteration, as a
+    /// [`Handle::notify_conn`](crate::Handle::notify_conn) is.
+    pub fn notify_conn(&mut self, id: ConnId, tag: u64) -> bool {
+        if id.loop_index() != self.core.index as usize {
+            return self.core.notify_remote(id, tag);
+        }
+        let core = &*self.core;
+        crate::reactor::handle::post(&core.shared, &core.waker, Some(id), tag);
+        true
+    }
+
+    /// Bytes queued for `id` that the socket has not taken yet (0 for
+    /// another loop's connection: only its loop knows).
     pub fn queued(&self, id: ConnId) -> usize {
         self.core.conn(id).map_or(0, |c| c.queued())
     }
@@ -140,17 +191,23 @@ impl Ctx<'_> {
         socket2::SockRef::from(&e.fd).local_addr().ok()?.as_socket()
     }
 
-    /// Flushes `id`'s output, sends FIN, then closes. Idempotent.
+    /// Flushes `id`'s output, sends FIN, then closes. Idempotent. Another
+    /// loop's connection is closed by its loop, after what this one sent it.
     pub fn close(&mut self, id: ConnId) {
         if self.core.conn(id).is_some() {
             self.core.begin_close(id.key(), CloseReason::Closed);
+        } else if id.loop_index() != self.core.index as usize {
+            self.core.close_remote(id, false);
         }
     }
 
-    /// Closes `id` now, dropping queued output.
+    /// Closes `id` now, dropping queued output (another loop's: when its
+    /// loop takes the request).
     pub fn abort(&mut self, id: ConnId) {
         if self.core.conn(id).is_some() {
             self.core.abort(id.key(), CloseReason::Aborted);
+        } else if id.loop_index() != self.core.index as usize {
+            self.core.close_remote(id, true);
         }
     }
 
@@ -202,8 +259,12 @@ impl Ctx<'_> {
         self.core.timers.cancel(id)
     }
 
-    /// Begins a graceful stop, as [`Handle::stop`](crate::Handle::stop) does.
+    /// Begins a graceful stop, as [`Handle::stop`](crate::Handle::stop) does
+    /// (in a [`Server`](crate::Server), of every loop).
     pub fn stop(&mut self) {
+        if let Some(port) = &self.core.mesh {
+            return port.group.stop_all();
+        }
         self.core.shared.stop.store(true, Ordering::Release);
         // Step 3 of this iteration has passed: wake the next wait at once.
         if let Err(e) = self.core.waker.wake() {

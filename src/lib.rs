@@ -11,13 +11,14 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`Reactor`] | the loop: `new(Config)`, `listen`, `bind_udp`, `handle`, `metrics`, `run(&mut handler)` |
+//! | [`Server`] | one loop per core: `new(Config, threads)`, `distribution` ([`Distribution`]), `pin`, `listen`, `handle` (stops all), `metrics` (per loop and summed), `run(\|loop_index\| handler)` |
 //! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_drain`, `on_close`, … |
 //! | [`DatagramHandler`] | a UDP-only server: `on_datagram`, with no connection callbacks to write |
-//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `pause_reading`, `set_timer`, `stop` |
+//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `pause_reading`, `set_timer`, `stop`; in a [`Server`], `send_to`, `notify_conn`, `close` and `broadcast` reach every loop |
 //! | [`Action`], [`CloseReason`], [`Tick`] | what a handler answers; why a connection closed; one iteration's counts |
 //! | [`Config`] | limits with defaults: connections, output watermarks, idle timeout, budgets |
-//! | [`Handle`] | from another thread: `stop` the loop, `notify` it (→ `Handler::on_notify`) |
-//! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … |
+//! | [`Handle`] | from another thread: `stop` the loop (a server's: every loop), `notify` it (→ `Handler::on_notify`), `notify_conn` (on whichever loop owns it) |
+//! | [`Metrics`] | the loop's own counters: reads, writes, wake-ups, registrations, … ([`ServerMetrics`]: per loop and summed) |
 //! | [`Selector`] | Python's `selectors` module, for callback-style programs |
 //! | [`codec`] | framing for sticky packets: [`Lines`], [`LengthPrefixed`], the notes' [`Handshake`]; [`decode_all`](codec::decode_all) in `on_data` |
 //! | [`Backend`], [`Trigger`], [`Interest`] | readiness mechanism, trigger mode, interest set |
@@ -45,10 +46,44 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The same handler on every core: a [`Server`] runs one loop per thread,
+//! each with its own handler value, made on its thread by the factory.
+//! Nothing is shared on the path of a message; handlers on different loops
+//! reach each other's connections with [`Ctx::send_to`] and
+//! [`Ctx::broadcast`]. A group chat on 4 loops:
+//!
+//! ```no_run
+//! use ioplex::{Action, Config, Ctx, Handler, Server};
+//!
+//! struct Chat { loop_index: usize }
+//!
+//! impl Handler for Chat {
+//!     type Conn = ();
+//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: std::net::SocketAddr) {
+//!         let hello = format!("you are on loop {} of {}\n", self.loop_index, ctx.loop_count());
+//!         ctx.send(hello.as_bytes());
+//!     }
+//!     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
+//!         let me = ctx.id();
+//!         ctx.broadcast(data, Some(me)); // to the clients of every loop
+//!         Action::Continue
+//!     }
+//! }
+//!
+//! let mut server = Server::new(Config::default(), 4)?; // 4 loops, 4 threads
+//! server.listen("127.0.0.1:9999")?; // one address for all loops
+//! let metrics = server.metrics();
+//! server.run(|loop_index| Chat { loop_index })?; // until `server.handle()` stops it
+//! let per_loop: Vec<u64> = metrics.per_loop().iter().map(|m| m.accepted).collect();
+//! println!("clients per loop: {per_loop:?}, in all {}", metrics.total().accepted);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! Where things live, top to bottom (each calls only what is below it):
 //! `lib.rs` (this page), `handler.rs` (the trait), `action.rs` (what it
-//! answers), `ctx.rs`, `reactor/` (the loop, one room per concern, the
-//! iteration in `reactor/iteration.rs`), `backend/` (one file per backend
+//! answers), `ctx.rs`, `server.rs` (N loops), `reactor/` (the loop, one
+//! room per concern, the iteration in `reactor/iteration.rs`, what loops
+//! send each other in `reactor/mesh.rs`), `backend/` (one file per backend
 //! behind one seam), `sys.rs` (system calls), `timer.rs`, `codec/`,
 //! `selector.rs`, `guide.rs`.
 #![deny(missing_docs)]
@@ -63,6 +98,7 @@ mod handler;
 mod metrics;
 mod reactor;
 mod selector;
+mod server;
 mod sys;
 mod timer;
 mod token;
@@ -76,5 +112,6 @@ pub use handler::{DatagramHandler, Handler};
 pub use metrics::{Metrics, Snapshot};
 pub use reactor::{Handle, Reactor};
 pub use selector::{Key, Selector};
+pub use server::{Distribution, Server, ServerMetrics};
 pub use timer::TimerId;
 pub use token::ConnId;

@@ -36,6 +36,12 @@ macro_rules! counters {
             fn counters(&self) -> [(&'static str, &'static str, u64); COUNTERS] {
                 [$( (stringify!($name), concat!($($doc),*), self.$name), )*]
             }
+
+            /// `self + other`, counter by counter: the loops of a
+            /// [`Server`](crate::Server) summed.
+            pub fn plus(&self, other: &Snapshot) -> Snapshot {
+                Snapshot { $( $name: self.$name.wrapping_add(other.$name), )* }
+            }
         }
 
         /// How many counters [`Metrics`] has.
@@ -99,6 +105,21 @@ counters! {
     /// Waits that found the completion queue had overflowed (the kernel kept
     /// the completions that did not fit; none is lost).
     uring_overflows,
+    /// Connections handed to this loop by another loop's acceptor (each
+    /// also counts in `accepted` once admitted).
+    adopted,
+    /// Records this loop queued for other loops of a [`Server`](crate::Server)
+    /// (sends to the same connection in one iteration share a record).
+    mesh_sent,
+    /// Records this loop took from other loops' queues.
+    mesh_received,
+    /// Sends to another loop refused because its queue was full (or the
+    /// message larger than half of it): the sender got `false`.
+    mesh_full,
+    /// Wake-ups this loop sent to other loops (at most one per loop it
+    /// sent to per iteration, none while that loop is still busy with
+    /// the last batch).
+    mesh_wakes,
 }
 
 impl Snapshot {

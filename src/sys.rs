@@ -175,3 +175,87 @@ pub(crate) fn monotonic_ms() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
+
+/// What a listening socket's kernel may still take in during a stop; set
+/// with [`filter_listener`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Drop SYNs: no new handshake begins, those already begun complete
+    /// into the accept queue.
+    Handshakes,
+    /// Drop every packet: no handshake completes any more, so the accept
+    /// queue can only shrink (it holds what the kernel had accepted).
+    Nothing,
+}
+
+/// Attaches a classic BPF socket filter to a listening TCP socket. The
+/// kernel runs it on the packets that reach the listener (SYNs and the
+/// last ACK of each handshake; a connection once accepted has its own
+/// socket), with the TCP header at offset 0; byte 13 holds the flags.
+pub(crate) fn filter_listener(fd: RawFd, admit: Admit) -> io::Result<()> {
+    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    /// The SYN bit of the TCP flags byte.
+    const SYN: u32 = 0x02;
+    let (ld_byte, jset, ret) = (
+        libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    let handshakes = [
+        op(ld_byte, 0, 0, 13),   // A = TCP flags
+        op(jset, 0, 1, SYN),     // SYN set? next, else skip one
+        op(ret, 0, 0, 0),        // drop
+        op(ret, 0, 0, u32::MAX), // keep
+    ];
+    let nothing = [op(ret, 0, 0, 0)];
+    let prog: &[libc::sock_filter] = match admit {
+        Admit::Handshakes => &handshakes,
+        Admit::Nothing => &nothing,
+    };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` valid instructions for the duration
+    // of the call; the kernel copies them.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`), in order.
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set for the kernel to fill.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    cvt(unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) })?;
+    let max = 8 * std::mem::size_of_val(&set);
+    // SAFETY: CPU_ISSET reads the set within its size.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Pins the calling thread to one CPU.
+pub(crate) fn pin_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes within the set (the kernel checks the CPU).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t.
+    cvt(unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) }).map(drop)
+}

@@ -4,55 +4,20 @@
 //! connections leave nothing behind.
 
 mod common;
+#[path = "common/counting.rs"]
+mod counting;
 
 use common::*;
+use counting::{ALLOCATIONS, LIVE_BYTES};
 use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-struct Counting;
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn counted() -> bool {
-    COUNTED.try_with(|c| c.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards to the system allocator; only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if counted() {
-            LIVE_BYTES.fetch_add(l.size() as i64, Relaxed);
-            ALLOCATIONS.fetch_add(1, Relaxed);
-        }
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if counted() {
-            LIVE_BYTES.fetch_sub(l.size() as i64, Relaxed);
-        }
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if counted() {
-            LIVE_BYTES.fetch_add(new as i64 - l.size() as i64, Relaxed);
-            ALLOCATIONS.fetch_add(1, Relaxed);
-        }
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// The two tests share the counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -100,9 +65,9 @@ fn start_with<H: Handler + Send + 'static>(config: Config, mut handler: H) -> Ru
     let addr = reactor.listen("127.0.0.1:0").unwrap();
     let (handle, metrics) = (reactor.handle(), reactor.metrics());
     let join = std::thread::spawn(move || {
-        COUNTED.with(|c| c.set(true));
+        counting::count_this_thread(true);
         reactor.run(&mut handler).unwrap();
-        COUNTED.with(|c| c.set(false));
+        counting::count_this_thread(false);
     });
     (addr, handle, metrics, join)
 }

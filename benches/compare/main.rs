@@ -10,7 +10,9 @@
 //!
 //! Every server runs as its own process pinned to CPU 1 (the load
 //! generator, in this process, is pinned to CPU 0), a fresh process for
-//! every measurement. Rounds repeat the whole grid, servers interleaved,
+//! every measurement; `ioplex-2loops` (a `Server` of 2 loops) and its
+//! like-for-like base `ioplex-1loop` are not pinned, so their loops share
+//! both CPUs with the load generator. Rounds repeat the whole grid, servers interleaved,
 //! so that drift on a shared machine hits all of them alike; every figure
 //! is reported as the median over rounds, and ratios (to the raw epoll
 //! baseline and to tokio current-thread) are taken within each round.
@@ -120,9 +122,11 @@ pub const WORKLOADS: [Workload; 6] = [
 ];
 
 /// Every server compared, in report order: the Rust ones, then the notes' Python ones.
-pub const SERVERS: [&str; 12] = [
+pub const SERVERS: [&str; 14] = [
     "ioplex",
     "ioplex-uring",
+    "ioplex-1loop",
+    "ioplex-2loops",
     "epoll",
     "mio",
     "uring",
@@ -134,6 +138,11 @@ pub const SERVERS: [&str; 12] = [
     "py-selectors",
     "py-asyncio",
 ];
+
+/// The servers run unpinned: `ioplex-1loop`, `ioplex-2loops`, …
+pub fn unpinned(name: &str) -> bool {
+    name.starts_with("ioplex-") && name.contains("loop")
+}
 
 fn python_script(name: &str) -> Option<&'static str> {
     match name {
@@ -583,6 +592,10 @@ fn drive(opts: &Opts) -> io::Result<()> {
                 bar.set_message(format!("round {} workload {} {name}", round + 1, w.id));
                 let result = match skip_reason(name, w, fd_limit) {
                     Some(why) => Err(why),
+                    // Two loops pinned to one CPU would be one core time-sliced:
+                    // they may use both (sharing CPU 0 with the load generator),
+                    // and so may `ioplex-1loop`, the like-for-like base for them.
+                    None if unpinned(name) => measure_one(name, w, opts, None),
                     None => measure_one(name, w, opts, server_cpu),
                 };
                 if let Err(e) = &result {

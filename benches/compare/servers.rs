@@ -3,6 +3,7 @@
 //! first on stdout, then echoes every byte back unchanged until killed.
 //! All set `TCP_NODELAY` on accepted sockets, as ioplex does by default.
 
+use ioplex::{Backend, Distribution};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -16,8 +17,11 @@ fn announce(addr: SocketAddr) {
 pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match imp {
-        "ioplex" => ioplex_echo(addr, ioplex::Backend::Mio),
-        "ioplex-uring" => ioplex_echo(addr, ioplex::Backend::Uring),
+        "ioplex" => ioplex_echo(addr, Backend::Mio, 1, Distribution::default()),
+        "ioplex-uring" => ioplex_echo(addr, Backend::Uring, 1, Distribution::default()),
+        "ioplex-1loop" => ioplex_echo(addr, Backend::Mio, 1, Distribution::default()),
+        "ioplex-2loops" => ioplex_echo(addr, Backend::Mio, 2, Distribution::default()),
+        "ioplex-2loops-reuseport" => ioplex_echo(addr, Backend::Mio, 2, Distribution::ReusePort),
         "uring" => crate::uring::raw_uring_echo(addr, announce),
         "monoio" => crate::uring::monoio_echo(addr, announce),
         "epoll" => epoll_echo(addr),
@@ -29,25 +33,42 @@ pub fn serve(imp: &str, port: u16) -> io::Result<()> {
     }
 }
 
-/// ioplex: a plain echo handler, logging off (no logger installed).
-fn ioplex_echo(addr: SocketAddr, backend: ioplex::Backend) -> io::Result<()> {
-    use ioplex::{Action, Config, Ctx, Handler, Reactor};
-    struct Echo;
-    impl Handler for Echo {
-        type Conn = ();
-        fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-        fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-            ctx.send(data);
-            Action::Continue
-        }
+/// ioplex's plain echo handler.
+pub struct Echo;
+
+impl ioplex::Handler for Echo {
+    type Conn = ();
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
+        ctx.send(data);
+        ioplex::Action::Continue
     }
-    let mut reactor = Reactor::new(Config {
-        backend,
+}
+
+/// The config of every ioplex server measured: the limits out of the way.
+pub fn ioplex_config() -> ioplex::Config {
+    ioplex::Config {
         max_connections: 1_000_000,
-        ..Config::default()
-    })?;
-    announce(reactor.listen(addr)?);
-    reactor.run(&mut Echo)
+        ..ioplex::Config::default()
+    }
+}
+
+/// ioplex: the echo handler, logging off (no logger installed), on
+/// `backend` and `threads` loops (a `Server`; one loop is one `Reactor` on this thread).
+fn ioplex_echo(
+    addr: SocketAddr,
+    backend: Backend,
+    threads: usize,
+    d: Distribution,
+) -> io::Result<()> {
+    let config = ioplex::Config {
+        backend,
+        ..ioplex_config()
+    };
+    let mut server = ioplex::Server::new(config, threads)?;
+    server.distribution(d);
+    announce(server.listen(addr)?);
+    server.run(|_| Echo)
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {

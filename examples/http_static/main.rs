@@ -40,6 +40,8 @@
 //! disks does them on a worker thread and hands the result back with
 //! `Handle::notify_conn` (as `remote_cmd` does with its child processes).
 //! Out of descriptors, a request gets 503 with `Retry-After` (logged: EMFILE).
+//! `--threads N` serves on N loops, one per core (`ioplex::Server`); the
+//! connection limits then hold per loop.
 //!
 //! Try it:
 //! ```text
@@ -59,11 +61,12 @@ mod response;
 mod server;
 
 use clap::Parser;
-use ioplex::{Config, Reactor};
+use ioplex::{Config, Server};
 use resolve::Root;
 use server::{Limits, Web};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Serves the files under a directory over HTTP/1.1 (GET and HEAD, keep-alive,
@@ -95,6 +98,12 @@ struct Args {
     /// Connections one client address may hold; past it that address gets a 503 (0: no cap).
     #[arg(long, default_value_t = 64)]
     max_per_ip: usize,
+    /// Event loops, one per thread (the limits above then hold per loop).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pin: bool,
 }
 
 fn main() -> ExitCode {
@@ -129,12 +138,17 @@ fn run(args: Args) -> Result<(), String> {
         busy_message: response::busy(),
         ..Config::default()
     };
-    let mut reactor = Reactor::new(config).map_err(|e| format!("cannot start the loop: {e}"))?;
-    let addr = reactor.listen(&args.addr).map_err(|e| e.to_string())?;
+    let mut server =
+        Server::new(config, args.threads).map_err(|e| format!("cannot start the loop: {e}"))?;
+    server.pin(args.pin);
+    let addr = server.listen(&args.addr).map_err(|e| e.to_string())?;
     println!("listening on {addr}");
-    let mut web = Web { root, limits };
-    reactor
-        .run(&mut web)
+    let root = Arc::new(root);
+    server
+        .run(|_| Web {
+            root: root.clone(),
+            limits,
+        })
         .map_err(|e| format!("the loop failed: {e}"))
 }
 

@@ -27,6 +27,7 @@ const PER_TURN: usize = 32;
 type Step = fn(&mut Sending, &mut Ctx<'_>) -> Pumped;
 
 /// How long a client may take (`--idle-timeout` and friends).
+#[derive(Clone, Copy)]
 pub struct Limits {
     pub idle: Duration,
     pub header: Duration,
@@ -34,7 +35,7 @@ pub struct Limits {
 }
 
 pub struct Web {
-    pub root: Root,
+    pub root: std::sync::Arc<Root>, // one `Web` per loop (`--threads`)
     pub limits: Limits,
 }
 

@@ -1,39 +1,44 @@
-//! `--metrics ADDR`: the loop's own counters ([`ioplex::Metrics`]) for
-//! Prometheus, at `GET /metrics` on a listener of its own in the same loop.
+//! `--metrics ADDR`: the server's own counters ([`ioplex::Metrics`], every
+//! loop's summed) for Prometheus, at `GET /metrics` on a listener of its
+//! own in the same loops.
 //! No thread, no HTTP library: the scrape is answered between the
 //! service's callbacks, and a connection is told apart by the listener it
 //! came in on ([`Ctx::local_addr`]).
 //!
 //! Give a server `--metrics` in three lines, after its own `listen`:
 //! ```text
-//! let metrics = Scrape::listen(&mut reactor, &addr, "ioplex")?;
+//! let metrics = Scrape::listen(&mut server, &addr, "ioplex")?;
 //! println!("metrics on http://{}/metrics", metrics.addr());
-//! reactor.run(&mut metrics.around(handler))   // instead of reactor.run(&mut handler)
+//! server.run(move |_| metrics.clone().around(handler))   // instead of server.run(|_| handler)
 //! ```
 //! then `curl http://ADDR/metrics`, or point a Prometheus scrape job at it.
 //! Scrapes count against the server's own limits (connections, per-address
 //! cap, idle timeout): a stuck scraper is closed like any idle client.
 
-use ioplex::{Action, CloseReason, Ctx, Handler, Reactor, Tick};
+use ioplex::{Action, CloseReason, Ctx, Handler, Server, ServerMetrics, Tick};
 use std::io;
 use std::net::SocketAddr;
 
 /// A request head longer than this is refused (431) and closed.
 const MAX_REQUEST: usize = 8 << 10;
 
-/// The metrics listener: where it is and the prefix of every metric name.
+/// The metrics listener: where it is, the prefix of every metric name,
+/// and the counters of every loop (one `Scrape` per loop, cloned).
+#[derive(Clone)]
 pub struct Scrape {
     addr: SocketAddr,
     prefix: String,
+    metrics: ServerMetrics,
 }
 
 impl Scrape {
-    /// Listens on `addr` in `reactor`; metrics are named `{prefix}_…_total`.
-    pub fn listen(reactor: &mut Reactor, addr: &str, prefix: &str) -> io::Result<Scrape> {
-        let addr = reactor.listen(addr)?; // its error names the address
+    /// Listens on `addr` in `server`; metrics are named `{prefix}_…_total`.
+    pub fn listen(server: &mut Server, addr: &str, prefix: &str) -> io::Result<Scrape> {
+        let addr = server.listen(addr)?; // its error names the address
         Ok(Scrape {
             addr,
             prefix: prefix.to_owned(),
+            metrics: server.metrics(),
         })
     }
 
@@ -69,7 +74,7 @@ impl Scrape {
         let mut words = head.split(|&b| b == b' ');
         match (words.next(), words.next()) {
             (Some(b"GET"), Some(b"/metrics")) => {
-                let body = ctx.metrics().to_prometheus(&self.prefix);
+                let body = self.metrics.total().to_prometheus(&self.prefix);
                 let kind = "text/plain; version=0.0.4; charset=utf-8";
                 reply(ctx, "200 OK", kind, &body);
             }

@@ -22,8 +22,9 @@ impl<H: Handler> Loop<'_, H> {
     /// descriptor exhaustion (then: pause for `accept_backoff`).
     pub(super) fn accept(&mut self, key: usize) {
         // A completion backend accepts by itself (a multishot accept).
-        if self.core.accept.resume.is_some() || self.core.stopping.is_some() || self.core.completion
-        {
+        let draining = self.core.accept.drain.is_some(); // a stop: see `drain`
+        let stopped = self.core.stopping.is_some() && !draining;
+        if self.core.accept.resume.is_some() || stopped || self.core.completion {
             return;
         }
         for _ in 0..self.core.cfg.accepts_per_cycle {
@@ -36,7 +37,9 @@ impl<H: Handler> Loop<'_, H> {
                         log::info!("accept: descriptors available again");
                     }
                     let peer = peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    self.add_conn(fd, peer)
+                    if let Some(fd) = self.core.hand_off(fd) {
+                        self.add_conn(fd, peer) // this loop serves it
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if sys::is_fd_exhaustion(&e) => {
@@ -118,6 +121,13 @@ impl<H: Handler> Loop<'_, H> {
         true
     }
 
+    /// Serves a connection another loop accepted (a [`Server`](crate::Server)'s acceptor).
+    pub(super) fn adopt(&mut self, fd: OwnedFd) {
+        let peer = socket2::SockRef::from(&fd).peer_addr().ok();
+        let peer = peer.and_then(|a| a.as_socket());
+        self.add_conn(fd, peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
+    }
+
     pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
         if !self.admit(&fd, peer) {
             return;
@@ -159,6 +169,12 @@ impl<H: Handler> Loop<'_, H> {
         }
         let state = self.handler.on_connect(ctx!(self, Some(id)), peer);
         self.states[key] = Some(state);
+        if self.core.stopping.is_some() {
+            // Taken from the accept queue during a stop: it gets what
+            // `on_connect` sent, then the close every connection gets.
+            self.core
+                .begin_close(key, crate::action::CloseReason::Shutdown);
+        }
     }
 }
 

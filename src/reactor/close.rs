@@ -177,26 +177,31 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// The graceful stop begins: listeners and UDP sockets close, every
-    /// connection starts closing (flushing first), the handler hears
+    /// The graceful stop begins: UDP sockets close, listeners drain (take
+    /// no new SYN, serve what the kernel accepted, then close: `drain`),
+    /// every connection starts closing (flushing first), the handler hears
     /// [`Handler::on_shutdown`].
     pub(super) fn begin_shutdown(&mut self) {
         let core = &mut *self.core;
         core.stopping = Some(core.now() + ms_ceil(core.cfg.shutdown_timeout));
         log::info!("shutting down: {} connections to flush", core.conns);
+        core.announce_stop();
         let keys: Vec<usize> = core.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let e = &core.entries[key];
-            if matches!(e.kind, Kind::Conn(_)) {
-                core.begin_close(key, CloseReason::Shutdown);
-            } else if !e.io.has(super::state::Io::RETIRED) {
-                if !core.completion {
-                    let _ = core.poller.deregister(e.raw_fd());
+            match core.entries[key].kind {
+                Kind::Conn(_) => core.begin_close(key, CloseReason::Shutdown),
+                Kind::Listener => {} // they drain: see `drain`
+                Kind::Udp if core.entries[key].io.has(super::state::Io::RETIRED) => {}
+                Kind::Udp => {
+                    if !core.completion {
+                        let _ = core.poller.deregister(core.entries[key].raw_fd());
+                    }
+                    add(&core.metrics.deregistrations, 1);
+                    core.retire(key); // a completion backend cancels its poll
                 }
-                add(&core.metrics.deregistrations, 1);
-                core.retire(key); // a completion backend cancels its accept
             }
         }
+        self.begin_drain();
         self.handler.on_shutdown(ctx!(self, None));
     }
 

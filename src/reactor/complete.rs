@@ -172,15 +172,19 @@ impl<H: Handler> Loop<'_, H> {
         if res >= 0 {
             // SAFETY: a successful accept's result is a fresh fd nobody owns.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
-            if retired || core.stopping.is_some() {
-                return; // accepted after the stop began: closed
+            // After the stop's drain (or a listener retired): closed.
+            if retired || (core.stopping.is_some() && core.accept.drain.is_none()) {
+                return;
             }
-            let peer = socket2::SockRef::from(&fd)
-                .peer_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            self.add_conn(fd, peer);
+            // A server's acceptor may hand it to another loop.
+            if let Some(fd) = core.hand_off(fd) {
+                let peer = socket2::SockRef::from(&fd)
+                    .peer_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                self.add_conn(fd, peer);
+            }
         } else {
             let err = io::Error::from_raw_os_error(-res);
             if sys::is_fd_exhaustion(&err) && !more {

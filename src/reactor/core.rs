@@ -55,6 +55,8 @@ pub(crate) struct Core {
     pub(crate) stopping: Option<u64>,
     pub(crate) accept: AcceptState,
     pub(crate) tick: Tick,
+    /// This loop's end of the mesh in a [`Server`](crate::Server); `None` alone.
+    pub(crate) mesh: Option<Box<super::mesh::Port>>,
 }
 
 /// When a connection's deadline for its current state falls: idle in
@@ -80,6 +82,8 @@ pub(crate) struct AcceptState {
     pub(crate) exhausted: bool,
     /// Connections per peer address, kept while `max_connections_per_ip` is set.
     pub(crate) per_ip: HashMap<IpAddr, u32>,
+    /// At a stop: until when the listeners let begun handshakes complete.
+    pub(crate) drain: Option<u64>,
 }
 
 /// The loop's clock: milliseconds since it started, read at most once per
@@ -147,6 +151,7 @@ impl Core {
             stopping: None,
             accept: AcceptState::default(),
             tick: Tick::default(),
+            mesh: None,
         })
     }
 
@@ -218,6 +223,9 @@ impl Core {
     /// The open-or-closing connection `id`, if it is still the one `id` names.
     #[inline]
     pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
+        if id.loop_index() != self.index as usize {
+            return None; // another loop's: its key means nothing here
+        }
         match self.entries.get(id.key()) {
             Some(Entry {
                 generation,
@@ -231,6 +239,9 @@ impl Core {
     /// The entry of connection `id`, if it is still the one `id` names.
     #[inline]
     pub(crate) fn conn_entry(&mut self, id: ConnId) -> Option<(&mut Flags, &mut Conn)> {
+        if id.loop_index() != self.index as usize {
+            return None;
+        }
         match self.entries.get_mut(id.key()) {
             Some(Entry {
                 generation,
@@ -255,11 +266,11 @@ impl Core {
         }
     }
 
-    /// Slab keys of the listeners.
+    /// Slab keys of the listeners (not those retired, going away).
     pub(crate) fn listener_keys(&self) -> Vec<usize> {
         self.entries
             .iter()
-            .filter(|(_, e)| matches!(e.kind, Kind::Listener))
+            .filter(|(_, e)| matches!(e.kind, Kind::Listener) && !e.io.has(Io::RETIRED))
             .map(|(k, _)| k)
             .collect()
     }

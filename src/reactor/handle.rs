@@ -1,5 +1,6 @@
 //! [`Handle`]: talking to a running loop from any other thread.
 
+use super::mesh::Group;
 use crate::backend::Waker;
 use crate::token::ConnId;
 use std::sync::Arc;
@@ -49,12 +50,19 @@ impl Shared {
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
     pub(crate) waker: Waker,
+    /// Every loop of the [`Server`](crate::Server) this loop belongs to.
+    pub(crate) group: Option<Arc<Group>>,
 }
 
 impl Handle {
     /// Stops accepting, flushes queued output (within `shutdown_timeout`),
-    /// closes everything and makes [`Reactor::run`](crate::Reactor::run) return.
+    /// closes everything and makes [`Reactor::run`](crate::Reactor::run)
+    /// return; for a [`Server`](crate::Server), on every loop, and
+    /// [`Server::run`](crate::Server::run) returns when all have.
     pub fn stop(&self) {
+        if let Some(group) = &self.group {
+            return group.stop_all();
+        }
         self.shared.stop.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the loop to stop it: {e}");
@@ -70,21 +78,34 @@ impl Handle {
         self.post(None, tag);
     }
 
-    /// Like [`notify`](Handle::notify), for one connection: the loop calls
+    /// Like [`notify`](Handle::notify), for one connection: the loop that
+    /// owns it (in a [`Server`](crate::Server), whichever that is) calls
     /// [`Handler::on_conn_notify`](crate::Handler::on_conn_notify) with that
     /// connection's state, or drops the tag if the connection is gone by then.
     pub fn notify_conn(&self, id: ConnId, tag: u64) {
-        self.post(Some(id), tag);
+        let member = self
+            .group
+            .as_ref()
+            .and_then(|g| g.members.get(id.loop_index()));
+        match member {
+            Some(m) => post(&m.shared, &m.waker, Some(id), tag),
+            None => post(&self.shared, &self.waker, Some(id), tag),
+        }
     }
 
     fn post(&self, to: Option<ConnId>, tag: u64) {
-        self.shared
-            .notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((to, tag));
-        if let Err(e) = self.waker.wake() {
-            log::error!("cannot wake the loop to notify it: {e}");
-        }
+        post(&self.shared, &self.waker, to, tag);
+    }
+}
+
+/// Queues a note for a loop and wakes it.
+pub(crate) fn post(shared: &Shared, waker: &Waker, to: Option<ConnId>, tag: u64) {
+    shared
+        .notes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((to, tag));
+    if let Err(e) = waker.wake() {
+        log::error!("cannot wake the loop to notify it: {e}");
     }
 }

@@ -43,10 +43,15 @@ impl<H: Handler> Loop<'_, H> {
         if core.timers.is_empty() && core.accept.resume.is_none() && core.stopping.is_none() {
             return core.cfg.max_wait; // nothing due: no clock read
         }
-        let due = [core.timers.next_due(), core.accept.resume, core.stopping]
-            .into_iter()
-            .flatten()
-            .min();
+        let due = [
+            core.timers.next_due(),
+            core.accept.resume,
+            core.stopping,
+            core.accept.drain,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = due.map(|d| Duration::from_millis(d.saturating_sub(core.now())));
         match (timeout, core.cfg.max_wait) {
             (Some(t), Some(m)) => Some(t.min(m)),
@@ -83,6 +88,7 @@ impl<H: Handler> Loop<'_, H> {
             if ev.token == WAKER {
                 self.core.waker.reset();
                 self.take_notes();
+                self.take_mesh(); // what other loops of a `Server` sent
                 continue;
             }
             let id = ConnId::from_token(ev.token);
@@ -197,18 +203,22 @@ impl<H: Handler> Loop<'_, H> {
         if !self.core.dirty.is_empty() {
             self.core.apply_interest();
         }
+        self.core.publish_mesh(); // what this iteration sent other loops
     }
 
-    /// Step 8: Stopping, and nothing left (or the stop's deadline passed).
+    /// Step 8: Stopping, and nothing left: no connection, no listener still
+    /// draining, nothing from other loops (or the stop's deadline passed).
     fn finished(&mut self) -> bool {
         let Some(deadline) = self.core.stopping else {
             return false;
         };
-        if self.core.conns == 0 && self.core.retired == 0 {
+        let settled = self.listeners_closed() & self.mesh_quiet();
+        if settled && self.core.conns == 0 && self.core.retired == 0 {
             return true;
         }
         if self.core.now() >= deadline {
             self.abort_all(CloseReason::FlushTimeout);
+            self.core.publish_mesh();
             return true;
         }
         false

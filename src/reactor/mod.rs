@@ -14,7 +14,9 @@
 //! | `complete` | completions (io_uring): accepted, received, sent; retiring what is in flight |
 //! | `udp` | datagrams |
 //! | `interest` | interest changes for level-triggered and one-shot backends |
+//! | `drain` | the listeners at a stop: serve what the kernel accepted, then close |
 //! | `handle` | what other threads hold: [`Handle`] |
+//! | `mesh`, `ring` | a [`Server`](crate::Server)'s loops talking: bounded queues, one wake per batch |
 
 /// A [`Ctx`](crate::Ctx) for the loop's core about connection `$id`.
 macro_rules! ctx {
@@ -31,11 +33,14 @@ mod buffer;
 mod close;
 mod complete;
 pub(crate) mod core;
-mod handle;
+mod drain;
+pub(crate) mod handle;
 mod input;
 mod interest;
 mod iteration;
+pub(crate) mod mesh;
 mod output;
+mod ring;
 pub(crate) mod state;
 mod udp;
 
@@ -89,19 +94,8 @@ impl Reactor {
     /// An error names the address: `cannot listen on 127.0.0.1:9999: address already in use`.
     pub fn listen(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
         let addr = first_addr(addr)?;
-        let bind = || -> io::Result<TcpListener> {
-            let sock = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                None,
-            )?;
-            sock.set_reuse_address(true)?;
-            sock.bind(&addr.into())?;
-            sock.listen(1024)?;
-            Ok(sock.into())
-        };
         let what = || format!("cannot listen on {addr}");
-        let sock = bind().map_err(|e| context(e, &what()))?;
+        let sock = bind_listener(addr, false).map_err(|e| context(e, &what()))?;
         self.add_listener(sock).map_err(|e| context(e, &what()))
     }
 
@@ -141,6 +135,7 @@ impl Reactor {
         Handle {
             shared: self.core.shared.clone(),
             waker: self.core.waker.clone(),
+            group: self.core.mesh.as_ref().map(|p| p.group.clone()),
         }
     }
 
@@ -162,8 +157,10 @@ impl Reactor {
     ///    holds work or a stop was asked for.
     /// 2. **Wait** for events (retrying on `EINTR`).
     /// 3. **Stop?** A [`Handle::stop`] or [`Ctx::stop`](crate::Ctx::stop)
-    ///    begins the graceful stop: listeners close, every connection starts
-    ///    closing, [`Handler::on_shutdown`] is called.
+    ///    begins the graceful stop: listeners take no new SYN (for
+    ///    [`Config::accept_drain`] the handshakes already begun complete and
+    ///    are served, then what the kernel accepted is, then they close),
+    ///    every connection starts closing, [`Handler::on_shutdown`] is called.
     /// 4. **Events.** Each one: dropped if its token's generation is stale; a
     ///    listener accepts until `WouldBlock` or `accepts_per_cycle`
     ///    ([`Handler::on_connect`]); a connection flushes queued output on
@@ -172,7 +169,8 @@ impl Reactor {
     ///    whose sends are written at once (only what the socket refuses is
     ///    queued); a UDP socket hands each datagram to
     ///    [`Handler::on_datagram`]; the waker delivers [`Handle::notify`]
-    ///    tags ([`Handler::on_notify`], [`Handler::on_conn_notify`]).
+    ///    tags ([`Handler::on_notify`], [`Handler::on_conn_notify`]) and, in
+    ///    a [`Server`](crate::Server), what the other loops sent.
     /// 5. **Ready queue.** What stopped at its budget last time goes on
     ///    (no new edge will come for it), and input kept behind a
     ///    [`Ctx::resume_reading`](crate::Ctx::resume_reading) is handed back.
@@ -183,9 +181,13 @@ impl Reactor {
     ///    call [`Handler::on_tick`], close what that marked, and apply the
     ///    interest changes level-triggered and one-shot backends need.
     ///    Edge-triggered backends need none: a connection is registered
-    ///    READABLE|WRITABLE once at accept and never again.
-    /// 8. **Exit** when stopping and no connection is left, or when the
-    ///    stop's `shutdown_timeout` has passed (what is left is dropped).
+    ///    READABLE|WRITABLE once at accept and never again. In a
+    ///    [`Server`](crate::Server), what this iteration sent other loops
+    ///    is published, with one wake-up per loop that needs one.
+    /// 8. **Exit** when stopping and no connection or listener is left (in a
+    ///    server: and every loop has begun stopping, and nothing sent to
+    ///    this one is unread), or when the stop's `shutdown_timeout` has
+    ///    passed (what is left is dropped).
     pub fn run<H: Handler>(&mut self, handler: &mut H) -> io::Result<()> {
         let mut lp = Loop {
             rbuf: vec![0; self.core.cfg.read_buffer.max(1)],
@@ -227,7 +229,24 @@ pub(crate) fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {lower}"))
 }
 
-fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+/// A TCP listener on `addr` (`SO_REUSEADDR`, backlog 1024), in a
+/// `SO_REUSEPORT` group if `reuse_port`.
+pub(crate) fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+pub(crate) fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     let what = "cannot resolve the address to listen on";
     addr.to_socket_addrs()
         .map_err(|e| context(e, what))?

@@ -1,5 +1,6 @@
 //! Output: [`Core::send`] writes at once and queues only what the socket
-//! refuses; [`Core::flush`] writes the queue on WRITABLE.
+//! refuses (another loop's connection: into that loop's queue, `mesh`);
+//! [`Core::flush`] writes the queue on WRITABLE.
 //!
 //! The watermarks live here: past `output_high_water` reading from that
 //! connection pauses (the peer is not reading its replies, so stop making
@@ -21,6 +22,9 @@ impl Core {
     /// the connection is gone or closing.
     #[inline]
     pub(crate) fn send(&mut self, id: ConnId, parts: &[&[u8]]) -> bool {
+        if id.loop_index() != self.index as usize {
+            return self.send_remote(id, parts); // another loop's connection
+        }
         if self.completion {
             return self.send_queued(id, parts);
         }

@@ -3,12 +3,11 @@
 //! and raw requests for what curl will not send.
 #![allow(dead_code)]
 
-use crate::common::{IO_TIMEOUT, connect, example_path, read_n, read_to_eof};
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::common::{Logged, connect, example_path, read_n, read_to_eof};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT";
@@ -38,9 +37,8 @@ pub fn site() -> tempfile::TempDir {
 /// The http_static example serving `dir/root`; killed on drop, its log
 /// printed then if the test is failing.
 pub struct Web {
-    pub child: Child,
     pub addr: SocketAddr,
-    log: Arc<Mutex<String>>,
+    server: Logged,
 }
 
 impl Web {
@@ -61,54 +59,21 @@ impl Web {
         cmd.args(["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()]);
         cmd.args(extra);
         setup(&mut cmd);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn http_static");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = kept.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let mut web = Web {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            log,
-        };
-        let line = rx.recv_timeout(IO_TIMEOUT);
-        let addr = line
-            .as_deref()
-            .ok()
-            .and_then(|l| l.strip_prefix("listening on "));
-        web.addr = match addr.and_then(|a| a.trim().parse().ok()) {
-            Some(a) => a,
-            None => panic!("http_static did not start: {line:?}"),
-        };
-        web
+        let server = Logged::start("http_static", cmd);
+        Web {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// What the server has logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.server.log()
     }
 
     /// The server's resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.child.id()));
         let status = status.unwrap_or_default();
         let line = status
             .lines()
@@ -122,16 +87,6 @@ impl Web {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- http_static log ---\n{}", self.log());
-        }
     }
 }
 
