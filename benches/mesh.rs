@@ -25,9 +25,9 @@
 //! Reported: messages/s, records per message, wake-ups sent by loop 0 per
 //! message, sends refused (queue full) per message.
 
-use ioplex::{Action, Config, ConnId, Ctx, Distribution, Handler, Server, ServerMetrics};
+use ioplex::{Action, Config, ConnId, Ctx, Distribution, Handler, Peer, Server, ServerMetrics};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ impl Flood {
 
 impl Handler for Flood {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         let mut ids = self.ids.lock().unwrap();
         ids.push(ctx.id());
         let on_one = ids.iter().filter(|id| id.loop_index() == 1).count();

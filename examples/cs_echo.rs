@@ -24,8 +24,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -45,7 +44,7 @@ pub struct CsEcho;
 impl Handler for CsEcho {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: Connection from {peer} has been established.", ctx.id());
         ctx.send(b"Hello, client!");
     }

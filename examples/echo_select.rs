@@ -43,8 +43,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Backend, Config, Ctx, Handler, Server, Tick};
-use std::net::SocketAddr;
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Server, Tick};
 use std::process::ExitCode;
 use std::time::Duration;
 use support::metrics_http::Scrape;
@@ -56,7 +55,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
-    /// Readiness backend: mio, epoll, poll or select.
+    /// Backend: mio, epoll, poll, select (readiness) or uring (io_uring, completions).
     #[arg(long, default_value = "mio")]
     backend: String,
     /// Trigger mode for backends that have a choice: level, edge, oneshot.
@@ -85,7 +84,7 @@ pub struct SelectEcho;
 impl Handler for SelectEcho {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: connected from {peer}", ctx.id());
         ctx.send(b"hello...");
     }

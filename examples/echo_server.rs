@@ -25,8 +25,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ pub struct Echo;
 impl Handler for Echo {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: Server connected by {peer}", ctx.id());
     }
 

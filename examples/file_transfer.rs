@@ -27,8 +27,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -93,7 +92,7 @@ impl FileTransfer {
 impl Handler for FileTransfer {
     type Conn = Download;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Download {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Download {
         log::info!("{}: {peer} connected", ctx.id());
         let mut d = Download::default();
         self.pump(ctx, &mut d);

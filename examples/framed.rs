@@ -27,9 +27,8 @@ mod support;
 
 use clap::Parser;
 use ioplex::codec::{LengthPrefixed, decode_all};
-use ioplex::{Action, Codec, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Codec, Config, Ctx, Handler, Peer, Reactor};
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -60,7 +59,7 @@ pub struct Framed {
 impl Handler for Framed {
     type Conn = LengthPrefixed;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> LengthPrefixed {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> LengthPrefixed {
         log::info!("{}: connected from {peer}", ctx.id());
         LengthPrefixed::new(self.max_frame)
     }

@@ -36,8 +36,7 @@ mod support;
 
 use clap::Parser;
 use ioplex::codec::{Codec, Handshake, Hs};
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -75,7 +74,7 @@ impl Announce {
 impl Handler for Announce {
     type Conn = Session;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Session {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Session {
         log::info!("{}: connected from {peer}", ctx.id());
         let max = ctx.config().max_output;
         Session {

@@ -31,8 +31,7 @@ mod support;
 
 use clap::Parser;
 use ioplex::codec::{Lines, decode_all};
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ pub struct Repeat {
 impl Handler for Repeat {
     type Conn = Lines;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Lines {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Lines {
         log::info!("{}: connected from {peer}", ctx.id());
         Lines::new(self.max_line)
     }

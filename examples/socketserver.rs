@@ -32,7 +32,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -106,7 +106,9 @@ pub struct ReactorServer<H>(pub fn() -> H);
 impl<H: RequestHandler> Handler for ReactorServer<H> {
     type Conn = (H, SocketAddr);
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> (H, SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> (H, SocketAddr) {
+        // A TCP listener's peer is an address (Python's `client_address`).
+        let peer = peer.inet().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut h = (self.0)();
         h.setup(&mut OnLoop(ctx, peer));
         (h, peer)

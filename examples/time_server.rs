@@ -25,8 +25,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +68,7 @@ fn now() -> String {
 impl Handler for TimeServer {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         // The notes: print(str(addr) + "连接到了服务器.")
         log::info!("{peer} connected");
         ctx.send(now().as_bytes());

@@ -27,8 +27,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, Reactor};
-use std::net::SocketAddr;
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Reactor};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -50,7 +49,7 @@ pub struct Gate;
 impl Handler for Gate {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: connected from {peer}", ctx.id());
     }
 

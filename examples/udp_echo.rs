@@ -22,7 +22,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Config, Ctx, DatagramHandler, Reactor};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -37,15 +37,8 @@ struct Args {
 /// Answers every datagram with `ok`.
 pub struct UdpOk;
 
-impl Handler for UdpOk {
-    type Conn = ();
-
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-
-    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
-        Action::Continue
-    }
-
+// A UDP-only server: no connection callbacks to write.
+impl DatagramHandler for UdpOk {
     fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, data: &[u8]) {
         // The notes: print(data, host, port)
         log::info!(

@@ -25,7 +25,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Config, Ctx, DatagramHandler, Reactor};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -47,15 +47,8 @@ struct Pinger {
     stop_after: Option<u64>,
 }
 
-impl Handler for Pinger {
-    type Conn = ();
-
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
-
-    fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
-        Action::Continue
-    }
-
+// A UDP-only server: no connection callbacks to write.
+impl DatagramHandler for Pinger {
     fn on_datagram(&mut self, ctx: &mut Ctx<'_>, from: SocketAddr, data: &[u8]) {
         self.received += 1;
         let n = self.received;

@@ -19,6 +19,7 @@ use std::time::Duration;
 /// | `accept_backoff` | 200 ms | on EMFILE/ENFILE accepting pauses this long |
 /// | `shutdown_timeout` | 5 s | queued output still unsent is dropped |
 /// | `linger` | 2 s | after our FIN, unread input is drained this long before close |
+/// | `proxy_timeout` | 3 s | (with `proxy_protocol`) a connection without its whole PROXY header by then is closed |
 /// | `accept_drain` | 50 ms | at a stop, handshakes already begun get this long to complete and be served |
 /// | `loop_queue` | 256 KiB | a [`Server`](crate::Server) loop's sends to another loop past this fail (`false`) |
 ///
@@ -71,6 +72,16 @@ pub struct Config {
     pub max_wait: Option<Duration>,
     /// Set `TCP_NODELAY` on accepted sockets (Nagle plus split writes stalls 40 ms).
     pub nodelay: bool,
+    /// Every connection begins with a PROXY protocol header (v1 or v2), as
+    /// HAProxy's `send-proxy`/`send-proxy-v2` sends it: the handler hears of
+    /// the connection only once it is parsed, with the client's address it
+    /// names (a v2 `LOCAL` header, HAProxy's health check: the connection's
+    /// own). A missing, malformed or oversized header closes that connection.
+    /// Turn it on only behind a balancer: anyone reaching the port may claim
+    /// any address. Off by default.
+    pub proxy_protocol: bool,
+    /// How long a connection may take to send its whole PROXY header.
+    pub proxy_timeout: Duration,
     /// [`Backend::Uring`]: entries of the submission queue (the completion
     /// queue has twice as many; a full one is not lost, the kernel keeps the rest).
     pub uring_entries: u32,
@@ -113,6 +124,8 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             max_wait: None,
             nodelay: true,
+            proxy_protocol: false,
+            proxy_timeout: Duration::from_secs(3),
             uring_entries: 4096,
             uring_buffers: 1024,
             uring_buffer_size: 16 << 10,

@@ -3,6 +3,7 @@
 use crate::action::CloseReason;
 use crate::config::Config;
 use crate::metrics::Snapshot;
+use crate::peer::Peer;
 use crate::reactor::core::Core;
 use crate::reactor::state::{Flags, State};
 use crate::timer::{Due, TimerId, ms_ceil};
@@ -148,7 +149,11 @@ impl Ctx<'_> {
             return self.core.notify_remote(id, tag);
         }
         let core = &*self.core;
-        crate::reactor::handle::post(&core.shared, &core.waker, Some(id), tag);
+        crate::reactor::handle::post(
+            &core.shared,
+            &core.waker,
+            crate::reactor::handle::Note::Conn(id, tag),
+        );
         true
     }
 
@@ -169,7 +174,17 @@ impl Ctx<'_> {
         })
     }
 
-    /// The peer's address of a connection.
+    /// Who connection `id` is connected to: over TCP its address (behind
+    /// a PROXY header, the client's), over a Unix socket its path if any.
+    pub fn peer(&self, id: ConnId) -> Option<Peer> {
+        let c = self.core.conn(id)?;
+        if let Some(p) = &c.peer {
+            return Some(Peer::Inet(**p));
+        }
+        Some(crate::sys::peer_of(&self.core.entries.get(id.key())?.fd))
+    }
+
+    /// The peer's address of a TCP connection (see [`Ctx::peer`]).
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         let e = self.core.entries.get(id.key())?;
         let c = self.core.conn(id)?;
@@ -208,6 +223,21 @@ impl Ctx<'_> {
             self.core.abort(id.key(), CloseReason::Aborted);
         } else if id.loop_index() != self.core.index as usize {
             self.core.close_remote(id, true);
+        }
+    }
+
+    /// Says whether `id` is in the middle of a request (say, its answer is
+    /// being computed on a worker thread): a graceful stop closes
+    /// connections between requests at once and waits for busy ones to
+    /// finish (within `shutdown_timeout`). A connection holding a partial
+    /// frame ([`Action::Consumed`](crate::Action::Consumed)) counts as busy
+    /// without being told.
+    pub fn set_busy(&mut self, id: ConnId, busy: bool) {
+        if let Some((flags, _)) = self.core.conn_entry(id) {
+            flags.put(Flags::BUSY, busy);
+            if !busy {
+                self.core.request_done(id.key());
+            }
         }
     }
 

@@ -178,7 +178,7 @@
 //! struct Echo;
 //! impl Handler for Echo {
 //!     type Conn = ();
-//!     fn on_connect(&mut self, _: &mut Ctx<'_>, _: std::net::SocketAddr) {}
+//!     fn on_connect(&mut self, _: &mut Ctx<'_>, _: ioplex::Peer) {}
 //!     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
 //!         ctx.send(data);
 //!         Action::Continue

@@ -4,6 +4,7 @@
 
 use crate::action::{Action, CloseReason, Tick};
 use crate::ctx::Ctx;
+use crate::peer::Peer;
 use std::net::SocketAddr;
 
 /// A server's behaviour. One value serves every connection; each
@@ -11,14 +12,14 @@ use std::net::SocketAddr;
 ///
 /// ```
 /// use ioplex::{Action, Ctx, Handler};
-/// use std::net::SocketAddr;
+/// use ioplex::Peer;
 ///
 /// /// Echoes every byte back.
 /// struct Echo;
 ///
 /// impl Handler for Echo {
 ///     type Conn = ();
-///     fn on_connect(&mut self, _ctx: &mut Ctx<'_>, _peer: SocketAddr) {}
+///     fn on_connect(&mut self, _ctx: &mut Ctx<'_>, _peer: Peer) {}
 ///     fn on_data(&mut self, ctx: &mut Ctx<'_>, _conn: &mut (), data: &[u8]) -> Action {
 ///         ctx.send(data);
 ///         Action::Continue
@@ -29,8 +30,10 @@ pub trait Handler {
     /// Per-connection state; `()` when there is none.
     type Conn;
 
-    /// A client connected; `ctx.id()` is its id. Returns its state.
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Self::Conn;
+    /// A client connected; `ctx.id()` is its id, `peer` who it is (over TCP
+    /// or a Unix socket; behind a PROXY header, the client the header
+    /// names). Returns its state.
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Self::Conn;
 
     /// Bytes arrived (plus any unconsumed rest of the last call).
     fn on_data(&mut self, ctx: &mut Ctx<'_>, conn: &mut Self::Conn, data: &[u8]) -> Action;
@@ -78,6 +81,10 @@ pub trait Handler {
 
     /// A graceful shutdown began: listeners are closed, connections are flushing.
     fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A signal other than the stop's arrived (`SIGHUP`, for a reload),
+    /// caught by [`Reactor::stop_on_signals`](crate::Reactor::stop_on_signals).
+    fn on_signal(&mut self, _ctx: &mut Ctx<'_>, _signal: i32) {}
 }
 
 /// A server of UDP sockets only ([`Reactor::bind_udp`](crate::Reactor::bind_udp)):
@@ -118,6 +125,9 @@ pub trait DatagramHandler {
 
     /// A graceful shutdown began.
     fn on_shutdown(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A signal other than the stop's arrived (`SIGHUP`, for a reload).
+    fn on_signal(&mut self, _ctx: &mut Ctx<'_>, _signal: i32) {}
 }
 
 impl<D: DatagramHandler> Handler for D {
@@ -125,7 +135,7 @@ impl<D: DatagramHandler> Handler for D {
 
     /// Never called: a datagram server has no listener. Should a listener
     /// be added anyway, its connections are closed at once.
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: Peer) {
         let id = ctx.id();
         ctx.abort(id);
     }
@@ -152,5 +162,9 @@ impl<D: DatagramHandler> Handler for D {
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         DatagramHandler::on_shutdown(self, ctx)
+    }
+
+    fn on_signal(&mut self, ctx: &mut Ctx<'_>, signal: i32) {
+        DatagramHandler::on_signal(self, ctx, signal)
     }
 }

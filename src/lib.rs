@@ -31,7 +31,7 @@
 //!
 //! impl Handler for Echo {
 //!     type Conn = ();
-//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: std::net::SocketAddr) {
+//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _peer: ioplex::Peer) {
 //!         ctx.send(b"hello...");
 //!     }
 //!     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
@@ -59,7 +59,7 @@
 //!
 //! impl Handler for Chat {
 //!     type Conn = ();
-//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: std::net::SocketAddr) {
+//!     fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: ioplex::Peer) {
 //!         let hello = format!("you are on loop {} of {}\n", self.loop_index, ctx.loop_count());
 //!         ctx.send(hello.as_bytes());
 //!     }
@@ -96,6 +96,7 @@ mod ctx;
 pub mod guide;
 mod handler;
 mod metrics;
+mod peer;
 mod reactor;
 mod selector;
 mod server;
@@ -110,6 +111,7 @@ pub use config::Config;
 pub use ctx::Ctx;
 pub use handler::{DatagramHandler, Handler};
 pub use metrics::{Metrics, Snapshot};
+pub use peer::Peer;
 pub use reactor::{Handle, Reactor};
 pub use selector::{Key, Selector};
 pub use server::{Distribution, Server, ServerMetrics};

@@ -58,6 +58,10 @@ counters! {
     rejected,
     /// Clients turned away at `max_connections_per_ip`.
     rejected_per_ip,
+    /// PROXY protocol headers parsed (`Config::proxy_protocol`).
+    proxy_headers,
+    /// Connections closed for a missing, malformed, oversized or late PROXY header.
+    proxy_errors,
     /// `read`/`recv` system calls on connections.
     reads,
     /// `write`/`send` system calls on connections.

@@ -72,7 +72,7 @@ pub enum Distribution {
 /// struct Echo;
 /// impl Handler for Echo {
 ///     type Conn = ();
-///     fn on_connect(&mut self, _: &mut Ctx<'_>, _: std::net::SocketAddr) {}
+///     fn on_connect(&mut self, _: &mut Ctx<'_>, _: ioplex::Peer) {}
 ///     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
 ///         ctx.send(data);
 ///         Action::Continue
@@ -195,6 +195,50 @@ impl Server {
         };
         self.listeners += 1;
         Ok(bound)
+    }
+
+    /// Serves a Unix domain socket at `path`, as
+    /// [`Reactor::listen_unix`] does; its connections are handed out as a
+    /// TCP listener's would be (by the least-loaded loop under
+    /// `ReusePort` too: one socket cannot be one per loop).
+    pub fn listen_unix(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        let n = self.loops.len();
+        let r = self.acceptor();
+        r.listen_unix(path)?;
+        self.listeners += usize::from(n > 1);
+        Ok(())
+    }
+
+    /// Serves the listeners inherited by the systemd socket activation
+    /// protocol, as [`Reactor::listen_inherited`] does (each handed out by
+    /// an acceptor loop). Returns how many.
+    pub fn listen_inherited(&mut self) -> io::Result<usize> {
+        let n = self.loops.len();
+        let adopted = self.acceptor().listen_inherited()?;
+        self.listeners += usize::from(n > 1) * adopted;
+        Ok(adopted)
+    }
+
+    /// SIGTERM and SIGINT stop every loop gracefully, a second SIGINT at
+    /// once; SIGHUP calls [`Handler::on_signal`](crate::Handler::on_signal)
+    /// on every loop. As [`Reactor::stop_on_signals`].
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        crate::reactor::watch_signals(self.handle())
+    }
+
+    /// The loop whose turn it is to accept for a listener that is one
+    /// socket (acceptor distributions, inherited and Unix listeners).
+    fn acceptor(&mut self) -> &mut Reactor {
+        let n = self.loops.len();
+        let pick = match self.distribution {
+            Distribution::RoundRobin => Pick::RoundRobin,
+            _ => Pick::LeastLoaded,
+        };
+        let r = &mut self.loops[self.listeners % n];
+        if n > 1 {
+            r.set_pick(pick);
+        }
+        r
     }
 
     /// A handle to stop every loop (or notify one, or one's connection) from any thread.

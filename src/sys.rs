@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use crate::peer::Peer;
+
 /// A system call's return value whose `-1` means "see errno".
 pub(crate) trait MinusOne: Copy + PartialEq {
     const MINUS_ONE: Self;
@@ -71,8 +73,7 @@ pub(crate) fn shutdown_write(fd: RawFd) {
 }
 
 /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call, not three.
-/// The peer address is `None` for a socket family without one (Unix sockets).
-pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
+pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Peer)> {
     // SAFETY: accept4 fills at most `len` bytes of the storage socket2 hands us.
     let (new, addr) = unsafe {
         socket2::SockAddr::try_init(|storage, len| {
@@ -85,7 +86,22 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
         })?
     };
     // SAFETY: accept4 returned a fresh fd that nothing else owns.
-    Ok((unsafe { OwnedFd::from_raw_fd(new) }, addr.as_socket()))
+    Ok((unsafe { OwnedFd::from_raw_fd(new) }, peer_of_addr(&addr)))
+}
+
+/// The peer of a connected socket (`getpeername`), TCP or Unix.
+pub(crate) fn peer_of(fd: &OwnedFd) -> Peer {
+    match socket2::SockRef::from(fd).peer_addr() {
+        Ok(a) => peer_of_addr(&a),
+        Err(_) => Peer::Inet(SocketAddr::from(([0, 0, 0, 0], 0))),
+    }
+}
+
+fn peer_of_addr(a: &socket2::SockAddr) -> Peer {
+    match a.as_socket() {
+        Some(inet) => Peer::Inet(inet),
+        None => Peer::Unix(a.as_pathname().map(|p| p.to_path_buf())),
+    }
 }
 
 /// Bytes sent on a TCP socket that the peer has not acknowledged (`SIOCOUTQ`).

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, Backend, Ctx, Handler, Interest, Reactor, Selector, Trigger};
+use ioplex::{Action, Backend, Ctx, Handler, Interest, Peer, Reactor, Selector, Trigger};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,7 +22,7 @@ struct Echo {
 
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         ctx.send(GREETING);
         if self.burst > 0 {
             ctx.send(&pattern(self.burst));

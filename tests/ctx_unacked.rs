@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, Config, Ctx, Handler};
+use ioplex::{Action, Config, Ctx, Handler, Peer};
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ struct Blast(Arc<Mutex<(usize, usize)>>);
 
 impl Handler for Blast {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
         ctx.send(&vec![7u8; TOTAL]);
         ctx.set_timer(Duration::from_millis(10), 0);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, CloseReason, Config, Ctx, Handler};
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
@@ -100,7 +100,7 @@ struct Echo;
 
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         ctx.send(GREETING);
     }
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
@@ -132,7 +132,7 @@ struct Amplifier(Arc<Mutex<Vec<CloseReason>>>);
 
 impl Handler for Amplifier {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         let block = [b'z'; 65536];
         for _ in data {
@@ -219,7 +219,7 @@ struct PlainEcho;
 
 impl Handler for PlainEcho {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         ctx.send(data);
         Action::Continue
@@ -303,7 +303,7 @@ struct UdpEcho {
 
 impl Handler for UdpEcho {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
         Action::Continue
     }

@@ -9,7 +9,7 @@ mod counting;
 
 use common::*;
 use counting::{ALLOCATIONS, LIVE_BYTES};
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
@@ -26,7 +26,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 struct Frames;
 impl Handler for Frames {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         let mut codec = ioplex::LengthPrefixed::new(16 << 20);
         ioplex::codec::decode_all(&mut codec, data, |body| {
@@ -40,7 +40,7 @@ impl Handler for Frames {
 struct Echo;
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         ctx.send(data);
         Action::Continue
@@ -236,7 +236,7 @@ fn closed_connections_leave_no_loop_memory_behind() {
 struct TimeoutPerRequest;
 impl Handler for TimeoutPerRequest {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         ctx.set_timer(Duration::from_secs(3600), 0); // the one that stays
     }
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {

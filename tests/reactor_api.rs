@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, TimerId};
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, TimerId};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ struct Ticker {
 
 impl Handler for Ticker {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         ctx.set_timer(Duration::from_millis(50), 1);
         let doomed = ctx.set_timer(Duration::from_millis(100), 99);
         ctx.set_timer(Duration::from_millis(150), 2);
@@ -58,7 +58,7 @@ struct LineLengths;
 
 impl Handler for LineLengths {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         let mut used = 0;
         while let Some(nl) = data[used..].iter().position(|&b| b == b'\n') {
@@ -106,7 +106,7 @@ const GOODBYE: usize = 24 << 20;
 
 impl Handler for Bye {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
         ctx.send(&vec![b'b'; GOODBYE]);
         Action::Close
@@ -174,7 +174,7 @@ struct Echo;
 
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         ctx.send(data);
         Action::Continue
@@ -236,7 +236,7 @@ struct Stopper;
 
 impl Handler for Stopper {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         if data == b"stop" {
             ctx.send(b"stopping");
@@ -265,7 +265,7 @@ struct Offload {
 
 impl Handler for Offload {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         let (id, text) = (ctx.id(), String::from_utf8_lossy(data).into_owned());
         let (handle, done) = (self.handle.clone(), self.done.clone());
@@ -332,7 +332,7 @@ impl Streamer {
 
 impl Handler for Streamer {
     type Conn = usize;
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) -> usize {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) -> usize {
         let mut sent = 0;
         if self.pump(ctx, &mut sent) == Action::Close {
             ctx.close(ctx.id());
@@ -390,7 +390,7 @@ struct PerConnOffload {
 
 impl Handler for PerConnOffload {
     type Conn = u32;
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) -> u32 {
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) -> u32 {
         0
     }
     fn on_data(&mut self, ctx: &mut Ctx<'_>, pending: &mut u32, data: &[u8]) -> Action {
@@ -464,7 +464,7 @@ struct OneLineAtATime {
 
 impl Handler for OneLineAtATime {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         if self.paused {
             self.calls_while_paused += 1;

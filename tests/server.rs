@@ -6,7 +6,9 @@ mod common;
 
 use common::storm::{Greeter, storm};
 use common::*;
-use ioplex::{Action, Config, ConnId, Ctx, Distribution, Handle, Handler, Server, ServerMetrics};
+use ioplex::{
+    Action, Config, ConnId, Ctx, Distribution, Handle, Handler, Peer, Server, ServerMetrics,
+};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -75,7 +77,7 @@ impl Hub {
 
 impl Handler for Hub {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         let mut reg = self.registry.lock().unwrap();
         reg.push(ctx.id());
         let greeting = format!("{} {}\n", reg.len() - 1, ctx.loop_index());

@@ -10,9 +10,9 @@ mod counting;
 
 use common::*;
 use counting::ALLOCATIONS;
-use ioplex::{Action, Config, ConnId, Ctx, Distribution, Handler, Server, Snapshot};
+use ioplex::{Action, Config, ConnId, Ctx, Distribution, Handler, Peer, Server, Snapshot};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,7 @@ struct Relay {
 
 impl Handler for Relay {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         self.ids.lock().unwrap().push(ctx.id());
     }
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {

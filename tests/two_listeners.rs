@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ struct Which {
 
 impl Handler for Which {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         let here = ctx.local_addr(ctx.id());
         ctx.send(if here == Some(self.admin) {
             b"admin\n"

@@ -7,9 +7,9 @@
 mod common;
 
 use common::*;
-use ioplex::{Action, Backend, Config, Ctx, Handler};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ struct Echo {
 
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         if data == b"hold" && !self.held {
             self.held = true;
@@ -181,7 +181,7 @@ struct Firehose;
 
 impl Handler for Firehose {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), _: &[u8]) -> Action {
         let chunk = vec![b'x'; 1 << 20];
         for _ in 0..8 {

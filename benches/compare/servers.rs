@@ -3,7 +3,7 @@
 //! first on stdout, then echoes every byte back unchanged until killed.
 //! All set `TCP_NODELAY` on accepted sockets, as ioplex does by default.
 
-use ioplex::{Backend, Distribution};
+use ioplex::{Backend, Distribution, Peer};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -38,7 +38,7 @@ pub struct Echo;
 
 impl ioplex::Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
         ctx.send(data);
         ioplex::Action::Continue

@@ -35,9 +35,8 @@ mod room;
 
 use clap::Parser;
 use ioplex::codec::{Codec, Lines};
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, Reactor, Tick};
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Reactor, Tick};
 use room::Chat;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The notes' group chat server on ioplex.
@@ -67,7 +66,7 @@ pub struct Args {
 impl Handler for Chat {
     type Conn = Lines;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Lines {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Lines {
         log::info!("New connection from {peer}");
         self.join(ctx.id(), peer.to_string());
         Lines::new(self.args.max_line)

@@ -11,8 +11,7 @@ use crate::answer::{self, Reply};
 use crate::body::{Pumped, STALL, Sending};
 use crate::request::{self, Head, Refusal, Request};
 use crate::resolve::Root;
-use ioplex::{Action, Ctx, Handler, TimerId};
-use std::net::SocketAddr;
+use ioplex::{Action, Ctx, Handler, Peer, TimerId};
 use std::time::Duration;
 
 /// Timer tags: waiting for the next request, for the rest of a head, and
@@ -127,7 +126,7 @@ impl Web {
 impl Handler for Web {
     type Conn = Conn;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Conn {
         log::info!("{}: connected from {peer}", ctx.id());
         let mut c = Conn {
             keep_alive: true,

@@ -23,7 +23,7 @@ mod measure;
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Backend, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Reactor};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -39,7 +39,7 @@ struct Args {
     /// Round trips measured.
     #[arg(long, default_value_t = 5000)]
     messages: usize,
-    /// Run only the server, on this backend (mio, epoll, poll, select).
+    /// Run only the server, on this backend (mio, epoll, poll, select, uring).
     #[arg(long)]
     serve: Option<String>,
     /// Address for `--serve`.
@@ -67,7 +67,7 @@ pub fn thread_cpu_us() -> u64 {
 
 impl Handler for Probe {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         if data != b"?" {
             ctx.send(data);

@@ -34,7 +34,7 @@ mod pool;
 use child::{Reply, frame};
 use clap::Parser;
 use client::{Client, newlines};
-use ioplex::{Action, CloseReason, Config, ConnId, Ctx, Handler, Reactor};
+use ioplex::{Action, CloseReason, Config, ConnId, Ctx, Handler, Peer, Reactor};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,9 +82,11 @@ impl RemoteCmd {
 impl Handler for RemoteCmd {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: connected from {peer}", ctx.id());
-        let (ip, pending, busy, eof) = (peer.ip(), Vec::new(), false, false);
+        // Clients on a Unix socket share one address's turn.
+        let ip = peer.ip().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let (pending, busy, eof) = (Vec::new(), false, false);
         self.clients.insert(
             ctx.id(),
             Client {

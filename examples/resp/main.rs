@@ -37,11 +37,10 @@ mod store;
 
 use clap::Parser as _;
 use commands::{Call, Client};
-use ioplex::{Action, Config, Ctx, Handler, Reactor};
+use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
 use lex::ProtocolError;
 use parser::Parser;
 use reply::Out;
-use std::net::SocketAddr;
 use store::Store;
 
 /// Replies queued for a client past which its pipelined commands wait
@@ -82,7 +81,7 @@ struct Conn {
 impl Handler for Resp {
     type Conn = Conn;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Conn {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Conn {
         log::debug!("{}: connected from {peer}", ctx.id());
         self.clients += 1;
         let (id, parser) = (self.clients, Parser::new(self.max_bulk));

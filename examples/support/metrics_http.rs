@@ -15,7 +15,7 @@
 //! Scrapes count against the server's own limits (connections, per-address
 //! cap, idle timeout): a stuck scraper is closed like any idle client.
 
-use ioplex::{Action, CloseReason, Ctx, Handler, Server, ServerMetrics, Tick};
+use ioplex::{Action, CloseReason, Ctx, Handler, Peer, Server, ServerMetrics, Tick};
 use std::io;
 use std::net::SocketAddr;
 
@@ -125,7 +125,7 @@ pub struct WithMetrics<H> {
 impl<H: Handler> Handler for WithMetrics<H> {
     type Conn = Conn<H::Conn>;
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) -> Self::Conn {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Self::Conn {
         if self.scrape.owns(ctx.local_addr(ctx.id())) {
             return Conn::Scrape;
         }

@@ -6,11 +6,11 @@ use crate::guard::Guard;
 use crate::pool::Pool;
 use crate::store;
 use crate::work::{Done, Wait};
-use ioplex::{Action, CloseReason, ConnId, Ctx, Handler};
+use ioplex::{Action, CloseReason, ConnId, Ctx, Handler, Peer};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 const MAX_COMMAND: usize = 64 << 10;
 
@@ -150,11 +150,12 @@ impl Upload {
 impl Handler for Upload {
     type Conn = ();
 
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) {
         log::info!("{}: {peer} connected", ctx.id());
         reply(ctx, ctx.id(), "欢迎使用... ");
         let c = Conn {
-            ip: peer.ip(),
+            // Clients on a Unix socket share one address's limits.
+            ip: peer.ip().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
             buf: Vec::new(),
             user: None,
             body: None,

@@ -60,6 +60,11 @@ pub(crate) struct UringDriver {
     enabled: bool,
     /// Operations submitted whose last completion has not come back.
     inflight: usize,
+    /// A full submission queue was handed to the kernel between waits:
+    /// completions may be waiting already, so the next wait must not sleep.
+    backlog: bool,
+    /// Completions the last wait reaped.
+    reaped: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -134,6 +139,8 @@ impl UringDriver {
             wake_armed: false,
             enabled: false,
             inflight: 0,
+            backlog: false,
+            reaped: 0,
             metrics,
         })
     }
@@ -144,6 +151,7 @@ impl UringDriver {
         // its last completion (see each one).
         while unsafe { self.ring.submission().push(sqe) }.is_err() {
             add(&self.metrics.uring_enters, 1);
+            self.backlog = true;
             if let Err(e) = self.ring.submit() {
                 log::error!("io_uring: submitting a full queue failed: {e}");
                 return;
@@ -243,8 +251,11 @@ impl UringDriver {
             self.arm_wake();
         }
         // Completions already waiting (an earlier full-queue submit): do not sleep.
-        let want = usize::from(self.ring.completion().is_empty());
-        if self.ring.submission().cq_overflow() {
+        let want = usize::from(!std::mem::take(&mut self.backlog));
+        // Only a wait that filled the completion queue can have overflowed it.
+        if self.reaped >= self.ring.params().cq_entries() as usize
+            && self.ring.submission().cq_overflow()
+        {
             add(&self.metrics.uring_overflows, 1);
         }
         add(&self.metrics.uring_enters, 1);
@@ -328,6 +339,7 @@ impl Driver for UringDriver {
             out.push(Event { token, what });
         }
         add(&self.metrics.uring_completions, n);
+        self.reaped = n as usize;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use super::state::{Conn, Flags, Kind};
 use crate::backend::Interest;
 use crate::handler::Handler;
 use crate::metrics::add;
+use crate::peer::Peer;
 use crate::sys;
 use crate::timer::ms_ceil;
 use std::io;
@@ -36,7 +37,6 @@ impl<H: Handler> Loop<'_, H> {
                     if std::mem::take(&mut self.core.accept.exhausted) {
                         log::info!("accept: descriptors available again");
                     }
-                    let peer = peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
                     if let Some(fd) = self.core.hand_off(fd) {
                         self.add_conn(fd, peer) // this loop serves it
                     }
@@ -85,7 +85,7 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     /// Whether a new client from `peer` may stay; if not it is told why.
-    fn admit(&mut self, fd: &OwnedFd, peer: SocketAddr) -> bool {
+    fn admit(&mut self, fd: &OwnedFd, peer: &Peer) -> bool {
         let core = &mut *self.core;
         let refuse = |fd: &OwnedFd, msg: &[u8]| {
             let _ = sys::send(fd.as_raw_fd(), msg);
@@ -106,52 +106,55 @@ impl<H: Handler> Loop<'_, H> {
             log::info!("below max_connections again: accepting");
             core.accept.rejecting = false;
         }
-        if let Some(cap) = core.cfg.max_connections_per_ip {
-            let held = core.accept.per_ip.entry(peer.ip()).or_insert(0);
-            if *held as usize >= cap {
-                add(&core.metrics.rejected_per_ip, 1);
-                log::debug!(
-                    "{peer}: already holds {cap} connections (max_connections_per_ip): turned away"
-                );
-                refuse(fd, &core.cfg.busy_message);
-                return false;
-            }
-            *held += 1;
+        // Behind a PROXY header the socket's peer is the balancer: the
+        // client is counted once the header names it.
+        match peer.inet() {
+            Some(inet) if !core.cfg.proxy_protocol => core.admit_ip(fd.as_raw_fd(), inet),
+            _ => true,
         }
-        true
     }
 
     /// Serves a connection another loop accepted (a [`Server`](crate::Server)'s acceptor).
     pub(super) fn adopt(&mut self, fd: OwnedFd) {
-        let peer = socket2::SockRef::from(&fd).peer_addr().ok();
-        let peer = peer.and_then(|a| a.as_socket());
-        self.add_conn(fd, peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
+        let peer = sys::peer_of(&fd);
+        self.add_conn(fd, peer);
     }
 
-    pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: SocketAddr) {
-        if !self.admit(&fd, peer) {
+    pub(super) fn add_conn(&mut self, fd: OwnedFd, peer: Peer) {
+        if !self.admit(&fd, &peer) {
             return;
         }
+        let proxied = self.core.cfg.proxy_protocol;
         let core = &mut *self.core;
         if core.cfg.nodelay {
             let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
         }
         let edge = core.edge();
-        let (interest, flags) = match edge {
+        let (interest, mut flags) = match edge {
             true => (
                 Interest::READABLE | Interest::WRITABLE,
                 Flags::REG_R | Flags::REG_W,
             ),
             false => (Interest::READABLE, Flags::REG_R),
         };
-        let counted = core.cfg.max_connections_per_ip.map(|_| Box::new(peer));
-        let conn = Conn::new(core.now_if_idle(), counted);
+        if proxied {
+            flags = flags | Flags::PROXY; // the handler hears of it once the header is in
+        }
+        // Kept while the per-address cap must count it down at close.
+        let counted = peer
+            .inet()
+            .filter(|_| core.cfg.max_connections_per_ip.is_some() && !proxied);
+        let since = match proxied {
+            true => core.now(), // the header's deadline counts from now
+            false => core.now_if_idle(),
+        };
+        let conn = Conn::new(since, counted.map(Box::new));
         let key = match core.insert(fd, Kind::Conn(conn), interest, flags) {
             Ok(key) => key,
             Err(e) => {
                 log::warn!("register {peer}: {e}");
-                if core.cfg.max_connections_per_ip.is_some() {
-                    core.forget_peer(peer.ip());
+                if let Some(inet) = counted {
+                    core.forget_peer(inet.ip());
                 }
                 return;
             }
@@ -166,6 +169,9 @@ impl<H: Handler> Loop<'_, H> {
         log::debug!("{id}: accepted {peer}");
         if self.states.len() <= key {
             self.states.resize_with(key + 1, || None);
+        }
+        if proxied {
+            return; // `on_connect` once the PROXY header names the client (proxy.rs)
         }
         let state = self.handler.on_connect(ctx!(self, Some(id)), peer);
         self.states[key] = Some(state);
@@ -186,6 +192,25 @@ impl super::core::Core {
             Some(_) => self.now(),
             None => 0,
         }
+    }
+
+    /// The per-address cap for a new client from `peer`: counted, or told
+    /// `busy_message` on `fd` and refused.
+    pub(crate) fn admit_ip(&mut self, fd: std::os::fd::RawFd, peer: SocketAddr) -> bool {
+        let Some(cap) = self.cfg.max_connections_per_ip else {
+            return true;
+        };
+        let held = self.accept.per_ip.entry(peer.ip()).or_insert(0);
+        if *held as usize >= cap {
+            add(&self.metrics.rejected_per_ip, 1);
+            log::debug!(
+                "{peer}: already holds {cap} connections (max_connections_per_ip): turned away"
+            );
+            let _ = sys::send(fd, &self.cfg.busy_message);
+            return false;
+        }
+        *held += 1;
+        true
     }
 
     /// One connection from `ip` is gone: count it down (and forget the address at 0).

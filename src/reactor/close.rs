@@ -80,6 +80,38 @@ impl Core {
         }
     }
 
+    /// The graceful stop reaches connection `key`: one between requests
+    /// closes at once; one mid-request (a partial frame kept, or marked
+    /// busy by the handler: [`Ctx::set_busy`](crate::Ctx::set_busy)) is
+    /// served to the end of that request, then closed (within
+    /// `shutdown_timeout`, as every close).
+    pub(crate) fn stop_conn(&mut self, key: usize) {
+        let Some((flags, c)) = self.conn_at(key) else {
+            return;
+        };
+        if c.state == State::Open && (flags.has(Flags::BUSY) || c.input.is_some()) {
+            flags.set(Flags::LAST_REQUEST);
+        } else {
+            self.begin_close(key, CloseReason::Shutdown);
+        }
+    }
+
+    /// A request may have ended (input consumed, or the handler no longer
+    /// busy): a connection the stop was waiting for closes now.
+    #[inline]
+    pub(crate) fn request_done(&mut self, key: usize) {
+        if self.stopping.is_none() {
+            return;
+        }
+        let Some((flags, c)) = self.conn_at(key) else {
+            return;
+        };
+        if flags.has(Flags::LAST_REQUEST) && !flags.has(Flags::BUSY) && c.input.is_none() {
+            flags.clear(Flags::LAST_REQUEST);
+            self.begin_close(key, CloseReason::Shutdown);
+        }
+    }
+
     /// → Closed: removed before the loop sleeps.
     pub(crate) fn mark_closed(&mut self, key: usize) {
         if let Some((_, c)) = self.conn_at(key) {
@@ -100,6 +132,7 @@ impl<H: Handler> Loop<'_, H> {
         let Some(Entry {
             kind: Kind::Conn(c),
             generation,
+            flags,
             ..
         }) = core.entries.get_mut(key)
         else {
@@ -112,12 +145,22 @@ impl<H: Handler> Loop<'_, H> {
         c.deadline = None;
         let state = c.state;
         // New input may have moved the idle deadline since it was set.
-        match due(&core.cfg, c) {
+        let proxy = flags.has(Flags::PROXY);
+        match due(&core.cfg, *flags, c) {
             Some(at) if at > now => return self.core.arm(key),
             None => return,
             Some(_) => {}
         }
         match state {
+            State::Open if proxy => {
+                log::warn!(
+                    "{id}: {}: no whole PROXY header within {:?}: closed",
+                    self.socket_peer(key),
+                    self.core.cfg.proxy_timeout
+                );
+                add(&self.core.metrics.proxy_errors, 1);
+                self.core.abort(key, CloseReason::InputLimit);
+            }
             State::Open => {
                 log::info!(
                     "{id}: idle for {:?}: closing",
@@ -185,11 +228,14 @@ impl<H: Handler> Loop<'_, H> {
         let core = &mut *self.core;
         core.stopping = Some(core.now() + ms_ceil(core.cfg.shutdown_timeout));
         log::info!("shutting down: {} connections to flush", core.conns);
+        if core.index == 0 {
+            super::lifecycle::sd_notify("STOPPING=1");
+        }
         core.announce_stop();
         let keys: Vec<usize> = core.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
             match core.entries[key].kind {
-                Kind::Conn(_) => core.begin_close(key, CloseReason::Shutdown),
+                Kind::Conn(_) => core.stop_conn(key),
                 Kind::Listener => {} // they drain: see `drain`
                 Kind::Udp if core.entries[key].io.has(super::state::Io::RETIRED) => {}
                 Kind::Udp => {

@@ -24,7 +24,6 @@ use crate::metrics::add;
 use crate::sys;
 use crate::token::ConnId;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 impl Core {
@@ -178,11 +177,7 @@ impl<H: Handler> Loop<'_, H> {
             }
             // A server's acceptor may hand it to another loop.
             if let Some(fd) = core.hand_off(fd) {
-                let peer = socket2::SockRef::from(&fd)
-                    .peer_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                let peer = sys::peer_of(&fd);
                 self.add_conn(fd, peer);
             }
         } else {

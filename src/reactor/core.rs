@@ -59,10 +59,11 @@ pub(crate) struct Core {
     pub(crate) mesh: Option<Box<super::mesh::Port>>,
 }
 
-/// When a connection's deadline for its current state falls: idle in
-/// Open, `shutdown_timeout` in Flushing, `linger` in Lingering.
-pub(crate) fn due(cfg: &Config, c: &Conn) -> Option<u64> {
+/// When a connection's deadline for its current state falls: the PROXY
+/// header's (`proxy_timeout`) until it is in, then idle in Open, `shutdown_timeout` in Flushing, `linger` in Lingering.
+pub(crate) fn due(cfg: &Config, flags: Flags, c: &Conn) -> Option<u64> {
     let after = match c.state {
+        State::Open if flags.has(Flags::PROXY) => cfg.proxy_timeout,
         State::Open => cfg.idle_timeout?,
         State::Flushing => cfg.shutdown_timeout,
         State::Lingering => cfg.linger,
@@ -308,7 +309,7 @@ impl Core {
             return;
         };
         let token = ConnId::new(self.index, key, e.generation);
-        match (due(&self.cfg, c), c.deadline) {
+        match (due(&self.cfg, e.flags, c), c.deadline) {
             (None, _) => {
                 if let Some(id) = c.deadline.take() {
                     self.timers.cancel(id);

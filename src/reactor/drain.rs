@@ -24,7 +24,6 @@ use crate::metrics::add;
 use crate::sys::{self, Admit};
 use crate::timer::ms_ceil;
 use std::io;
-use std::net::SocketAddr;
 
 impl<H: Handler> Loop<'_, H> {
     /// Step 1 above, when the stop begins.
@@ -86,10 +85,7 @@ impl<H: Handler> Loop<'_, H> {
                 return;
             }
             match sys::accept(e.raw_fd()) {
-                Ok((fd, peer)) => {
-                    let peer = peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    self.add_conn(fd, peer);
-                }
+                Ok((fd, peer)) => self.add_conn(fd, peer),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {

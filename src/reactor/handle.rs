@@ -7,14 +7,24 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A [`Handle::notify`] (no connection) or [`Handle::notify_conn`] tag.
-pub(crate) type Note = (Option<ConnId>, u64);
+/// What a handle asks of its loop, delivered on the loop's thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Note {
+    /// [`Handle::notify`]: `on_notify` with this tag.
+    Loop(u64),
+    /// [`Handle::notify_conn`]: `on_conn_notify` for this connection.
+    Conn(ConnId, u64),
+    /// A signal caught by [`Reactor::stop_on_signals`](crate::Reactor::stop_on_signals): `on_signal`.
+    Signal(i32),
+}
 
 /// What a loop shares with its handles.
 #[derive(Default)]
 pub(crate) struct Shared {
     /// A graceful stop was asked for.
     pub(crate) stop: AtomicBool,
+    /// A stop at once was asked for: every connection closed, output dropped.
+    pub(crate) stop_now: AtomicBool,
     /// Notifications not yet taken by the loop.
     pub(crate) notes: Mutex<Vec<Note>>,
 }
@@ -23,6 +33,11 @@ impl Shared {
     #[inline]
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(crate) fn stop_now_requested(&self) -> bool {
+        self.stop_now.load(Ordering::Acquire)
     }
 
     /// Swaps the pending notes into `into` (which must be empty).
@@ -69,13 +84,42 @@ impl Handle {
         }
     }
 
+    /// Stops at once: no more accepting, every connection closed now with
+    /// its queued output dropped, and `run` returns (for a
+    /// [`Server`](crate::Server), on every loop). What a second Ctrl-C does.
+    pub fn stop_now(&self) {
+        for (shared, waker) in self.loops() {
+            shared.stop_now.store(true, Ordering::Release);
+            shared.stop.store(true, Ordering::Release);
+            if let Err(e) = waker.wake() {
+                log::error!("cannot wake a loop to stop it: {e}");
+            }
+        }
+    }
+
+    /// Calls [`Handler::on_signal`](crate::Handler::on_signal) with `signal`
+    /// on every loop (on its thread).
+    pub(crate) fn signal(&self, signal: i32) {
+        for (shared, waker) in self.loops() {
+            post(shared, waker, Note::Signal(signal));
+        }
+    }
+
+    /// This loop, or every loop of its server.
+    fn loops(&self) -> Vec<(&Shared, &Waker)> {
+        match &self.group {
+            Some(g) => g.members.iter().map(|m| (&*m.shared, &m.waker)).collect(),
+            None => vec![(&*self.shared, &self.waker)],
+        }
+    }
+
     /// Wakes the loop and calls [`Handler::on_notify`](crate::Handler::on_notify)
     /// with `tag` on its thread: the way for a worker thread to say its
     /// result is ready (the result itself travels in whatever the handler
     /// and worker share). Notifications sent before
     /// [`Reactor::run`](crate::Reactor::run) are delivered when it starts.
     pub fn notify(&self, tag: u64) {
-        self.post(None, tag);
+        post(&self.shared, &self.waker, Note::Loop(tag));
     }
 
     /// Like [`notify`](Handle::notify), for one connection: the loop that
@@ -88,23 +132,19 @@ impl Handle {
             .as_ref()
             .and_then(|g| g.members.get(id.loop_index()));
         match member {
-            Some(m) => post(&m.shared, &m.waker, Some(id), tag),
-            None => post(&self.shared, &self.waker, Some(id), tag),
+            Some(m) => post(&m.shared, &m.waker, Note::Conn(id, tag)),
+            None => post(&self.shared, &self.waker, Note::Conn(id, tag)),
         }
-    }
-
-    fn post(&self, to: Option<ConnId>, tag: u64) {
-        post(&self.shared, &self.waker, to, tag);
     }
 }
 
 /// Queues a note for a loop and wakes it.
-pub(crate) fn post(shared: &Shared, waker: &Waker, to: Option<ConnId>, tag: u64) {
+pub(crate) fn post(shared: &Shared, waker: &Waker, note: Note) {
     shared
         .notes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((to, tag));
+        .push(note);
     if let Err(e) = waker.wake() {
         log::error!("cannot wake the loop to notify it: {e}");
     }

@@ -106,7 +106,8 @@ impl<H: Handler> Loop<'_, H> {
     pub(super) fn deliver(&mut self, key: usize, id: ConnId, data: &[u8], kept: Option<Kept>) {
         let n = data.len();
         let Some(state) = self.states[key].as_mut() else {
-            return;
+            // No handler state yet: still waiting for a PROXY header.
+            return self.proxy_header(key, id, data, kept);
         };
         let (action, mut pending) = match kept {
             None => {
@@ -120,12 +121,13 @@ impl<H: Handler> Loop<'_, H> {
             }
         };
         let Action::Consumed(used) = action else {
-            return self.apply(key, action, CloseReason::Closed);
+            self.apply(key, action, CloseReason::Closed);
+            return self.core.request_done(key);
         };
         let held = pending.as_ref().map_or(n, |b| b.len());
         let used = used.min(held);
         if used == held {
-            return;
+            return self.core.request_done(key);
         }
         let max = self.core.cfg.max_input;
         if held - used > max {

@@ -2,6 +2,7 @@
 //! [`Reactor::run`](crate::Reactor::run), one call per step of its list.
 
 use super::Loop;
+use super::handle::Note;
 use super::state::Kind;
 use crate::action::{Action, CloseReason, Tick};
 use crate::backend::{Ready, Trigger, What};
@@ -17,6 +18,9 @@ impl<H: Handler> Loop<'_, H> {
     /// The loop. Each line is one step of the list on `Reactor::run`.
     pub(super) fn run(&mut self) -> io::Result<()> {
         self.take_notes(); // notifications sent before `run`
+        if self.core.index == 0 {
+            super::lifecycle::sd_notify("READY=1");
+        }
         loop {
             let timeout = self.timeout(); // 1.
             self.wait(timeout)?; // 2.
@@ -77,6 +81,17 @@ impl<H: Handler> Loop<'_, H> {
         if self.core.stopping.is_none() && self.core.shared.stop_requested() {
             self.begin_shutdown();
         }
+    }
+
+    /// Whether a stop at once ([`Handle::stop_now`](crate::Handle::stop_now)) was asked for.
+    fn stop_now(&mut self) -> bool {
+        if !self.core.shared.stop_now_requested() {
+            return false;
+        }
+        log::warn!("stopping at once: {} connections closed", self.core.conns);
+        self.abort_all(CloseReason::Shutdown);
+        self.core.publish_mesh();
+        true
     }
 
     /// Step 4: Each event: stale generations dropped; listeners accept, UDP
@@ -212,6 +227,9 @@ impl<H: Handler> Loop<'_, H> {
         let Some(deadline) = self.core.stopping else {
             return false;
         };
+        if self.stop_now() {
+            return true;
+        }
         let settled = self.listeners_closed() & self.mesh_quiet();
         if settled && self.core.conns == 0 && self.core.retired == 0 {
             return true;
@@ -256,10 +274,13 @@ impl<H: Handler> Loop<'_, H> {
     fn take_notes(&mut self) {
         let mut notes = std::mem::take(&mut self.notes);
         self.core.shared.take_notes(&mut notes);
-        for &(to, tag) in &notes {
-            match to {
-                None => self.handler.on_notify(ctx!(self, None), tag),
-                Some(id) => self.call_open(id, |h, ctx, st| h.on_conn_notify(ctx, st, tag)),
+        for &note in &notes {
+            match note {
+                Note::Loop(tag) => self.handler.on_notify(ctx!(self, None), tag),
+                Note::Conn(id, tag) => {
+                    self.call_open(id, |h, ctx, st| h.on_conn_notify(ctx, st, tag))
+                }
+                Note::Signal(sig) => self.handler.on_signal(ctx!(self, None), sig),
             }
         }
         notes.clear();

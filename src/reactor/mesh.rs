@@ -475,6 +475,7 @@ impl super::Reactor {
     pub(crate) fn numbered(config: crate::Config, index: u8) -> std::io::Result<super::Reactor> {
         Ok(super::Reactor {
             core: Core::new(config, index)?,
+            unix_paths: Vec::new(),
         })
     }
 

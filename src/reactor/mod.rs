@@ -9,6 +9,7 @@
 //! | `core` | everything but the handler: lookups, the ready queue, deadlines |
 //! | `accept` | accepting, `max_connections`, the per-address cap, the EMFILE pause |
 //! | `input` | reading into the shared buffer, handing bytes to the handler |
+//! | `proxy` | the PROXY protocol header before a connection's first byte |
 //! | `output` | writing at once, queueing the rest, the watermarks |
 //! | `close` | the close state machine, with its table |
 //! | `complete` | completions (io_uring): accepted, received, sent; retiring what is in flight |
@@ -16,6 +17,7 @@
 //! | `interest` | interest changes for level-triggered and one-shot backends |
 //! | `drain` | the listeners at a stop: serve what the kernel accepted, then close |
 //! | `handle` | what other threads hold: [`Handle`] |
+//! | `lifecycle` | signals, inherited and Unix listeners, `sd_notify` |
 //! | `mesh`, `ring` | a [`Server`](crate::Server)'s loops talking: bounded queues, one wake per batch |
 
 /// A [`Ctx`](crate::Ctx) for the loop's core about connection `$id`.
@@ -38,13 +40,16 @@ pub(crate) mod handle;
 mod input;
 mod interest;
 mod iteration;
+mod lifecycle;
 pub(crate) mod mesh;
 mod output;
+mod proxy;
 mod ring;
 pub(crate) mod state;
 mod udp;
 
 pub use handle::Handle;
+pub(crate) use lifecycle::watch_signals;
 
 use crate::backend::{Event, Interest};
 use crate::config::Config;
@@ -66,7 +71,7 @@ use std::sync::Arc;
 /// struct Echo;
 /// impl Handler for Echo {
 ///     type Conn = ();
-///     fn on_connect(&mut self, _: &mut Ctx<'_>, _: std::net::SocketAddr) {}
+///     fn on_connect(&mut self, _: &mut Ctx<'_>, _: ioplex::Peer) {}
 ///     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
 ///         ctx.send(data);
 ///         Action::Continue
@@ -80,6 +85,14 @@ use std::sync::Arc;
 /// ```
 pub struct Reactor {
     core: Core,
+    /// Socket files of the Unix listeners, removed on drop.
+    unix_paths: Vec<std::path::PathBuf>,
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        lifecycle::remove_sockets(&self.unix_paths);
+    }
 }
 
 impl Reactor {
@@ -87,6 +100,7 @@ impl Reactor {
     pub fn new(config: Config) -> io::Result<Reactor> {
         Ok(Reactor {
             core: Core::new(config, 0)?,
+            unix_paths: Vec::new(),
         })
     }
 

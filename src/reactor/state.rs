@@ -84,9 +84,9 @@ impl Conn {
     }
 }
 
-/// An entry's flags: one byte, each bit a fact the loop keeps.
+/// An entry's flags: each bit a fact the loop keeps.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-pub(crate) struct Flags(u8);
+pub(crate) struct Flags(u16);
 
 impl Flags {
     /// Queued in the loop's ready queue (stopped at its budget).
@@ -105,6 +105,12 @@ impl Flags {
     pub(crate) const REG_R: Flags = Flags(64);
     /// Registered for WRITABLE.
     pub(crate) const REG_W: Flags = Flags(128);
+    /// Waiting for its PROXY protocol header: the handler has not heard of it.
+    pub(crate) const PROXY: Flags = Flags(256);
+    /// The handler says a request is under way ([`Ctx::set_busy`](crate::Ctx::set_busy)).
+    pub(crate) const BUSY: Flags = Flags(512);
+    /// A graceful stop waits for this busy connection's request to end.
+    pub(crate) const LAST_REQUEST: Flags = Flags(1024);
 
     #[inline]
     pub(crate) fn has(self, f: Flags) -> bool {

@@ -5,6 +5,7 @@ use super::*;
 use crate::action::{Action, CloseReason};
 use crate::backend::Ready;
 use crate::ctx::Ctx;
+use crate::peer::Peer;
 use crate::token::ConnId;
 use std::io::Write;
 use std::net::TcpStream;
@@ -18,7 +19,7 @@ struct Count {
 
 impl Handler for Count {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, _: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         self.bytes += data.len();
         Action::Continue

@@ -4,7 +4,7 @@
 
 pub mod storm;
 
-use ioplex::{Config, Handle, Handler, Metrics, Reactor};
+use ioplex::{Config, Handle, Handler, Metrics, Peer, Reactor};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ pub struct Echo;
 
 impl Handler for Echo {
     type Conn = ();
-    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: SocketAddr) {}
+    fn on_connect(&mut self, _: &mut ioplex::Ctx<'_>, _: Peer) {}
     fn on_data(&mut self, ctx: &mut ioplex::Ctx<'_>, _: &mut (), data: &[u8]) -> ioplex::Action {
         ctx.send(data);
         ioplex::Action::Continue

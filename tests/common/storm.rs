@@ -4,7 +4,7 @@
 //! those the server answered.
 
 use super::{IO_TIMEOUT, wait_for};
-use ioplex::{Action, Ctx, Handler};
+use ioplex::{Action, Ctx, Handler, Peer};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +17,7 @@ pub struct Greeter;
 
 impl Handler for Greeter {
     type Conn = ();
-    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: SocketAddr) {
+    fn on_connect(&mut self, ctx: &mut Ctx<'_>, _: Peer) {
         ctx.send(b"hi\n");
         ctx.close(ctx.id());
     }
