@@ -345,7 +345,7 @@ impl Server {
         let mut argv: Vec<std::ffi::OsString> = wrap.iter().map(Into::into).collect();
         match python_script(name) {
             Some(script) => {
-                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/compare/python");
                 argv.push("python3".into());
                 argv.push(dir.join(script).into());
                 argv.push("0".into()); // the scripts take the port as their argument
