@@ -7,6 +7,7 @@
 //! cargo bench --bench peers                     # the full run: 5 rounds, about 10 minutes
 //! cargo bench --bench peers -- --update         # the same, rewriting the committed report
 //! cargo bench --bench peers -- --only http --rounds 3
+//! cargo bench --bench peers -- --costs --update  # instructions and system calls per request
 //! ```
 //!
 //! - Servers: `redis-server --save "" --appendonly no` and `nginx` with a
@@ -30,10 +31,15 @@
 //!   nginx taken within a round) and the server's CPU per request (its
 //!   threads' run time over the tool's run, from schedstat, / requests).
 //!
+//! - `--costs`: each server under callgrind and strace instead, for user
+//!   instructions and system calls per request (`costs.rs`), written to
+//!   `peers-costs*.md` by the same rule.
+//!
 //! Results go to `benches/results/peers-new.{md,csv,svg}` (`-quick` for
 //! `--quick`, `-partial` for `--only`), and only a full run given
 //! `--update` rewrites the committed `peers.*` (`benches/shared/output.rs`).
 
+mod costs;
 #[path = "../shared/output.rs"]
 mod output;
 mod report;
@@ -136,6 +142,8 @@ pub struct Opts {
     pub stem: String,
     /// The command line, for the report.
     pub command: String,
+    /// `--costs`: instructions and system calls per request instead.
+    pub costs: bool,
 }
 
 /// One measurement.
@@ -171,16 +179,18 @@ pub struct Run {
     pub result: Result<Sample, String>,
 }
 
-const USAGE: &str = "usage: cargo bench --bench peers -- [--quick] [--rounds N] [--only redis|http] [--update] [--out DIR]";
+const USAGE: &str = "usage: cargo bench --bench peers -- [--quick] [--rounds N] [--only redis|http] [--update] [--out DIR] [--costs]";
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let (mut quick, mut update, mut rounds, mut only, mut out) = (false, false, None, None, None);
+    let mut costs = false;
     let mut it = args.iter().skip(1).filter(|a| *a != "--bench");
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--quick" => quick = true,
             "--update" => update = true,
+            "--costs" => costs = true,
             "--rounds" => {
                 rounds = Some(
                     value()?
@@ -206,7 +216,8 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     if rounds == Some(0) {
         return Err("--rounds must be at least 1".into());
     }
-    let stem = output::stem("peers", update, quick, only.is_some())?;
+    let name = if costs { "peers-costs" } else { "peers" };
+    let stem = output::stem(name, update, quick, only.is_some())?;
     let shown: Vec<&str> = args
         .iter()
         .skip(1)
@@ -227,6 +238,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results")),
         stem,
         command,
+        costs,
     })
 }
 
@@ -259,6 +271,9 @@ fn drive(opts: &Opts) -> Result<(), String> {
         servers::pin(0, c).map_err(|e| format!("cannot pin to CPU {c}: {e}"))?;
     }
     let site = Site::new().map_err(|e| format!("cannot write the files served: {e}"))?;
+    if opts.costs {
+        return write_costs(opts, &env, &site, server_cpu);
+    }
     let all = workloads();
     let started = Instant::now();
     let mut runs = Vec::new();
@@ -302,6 +317,28 @@ fn drive(opts: &Opts) -> Result<(), String> {
     {
         println!("wrote {}", f.display());
     }
+    Ok(())
+}
+
+/// `--costs`: the table of `costs.rs`, printed and written to `peers-costs*.md`.
+fn write_costs(
+    opts: &Opts,
+    env: &report::Env,
+    site: &Site,
+    cpu: Option<usize>,
+) -> Result<(), String> {
+    let table = costs::run(&opts.families, site, cpu)?;
+    let md = format!(
+        "# Where a request's time goes: resp and http_static beside Redis and nginx\n\n\
+         Made by: `{}`\n\n{}\n\n{}",
+        opts.command,
+        env.machine(),
+        table
+    );
+    println!("{md}");
+    let path = opts.out.join(format!("{}.md", opts.stem));
+    std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

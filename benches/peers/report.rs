@@ -74,6 +74,18 @@ impl Env {
         }
     }
 
+    /// The machine and the peers' versions, one paragraph.
+    pub fn machine(&self) -> String {
+        format!(
+            "Machine: {} × {}, Linux {}; every server pinned to CPU 1, every load tool to CPU 0.  \n\
+             Peers: {}.",
+            self.cpus,
+            self.cpu,
+            self.kernel,
+            self.versions.join("; ")
+        )
+    }
+
     /// The same, after a run of `wall`.
     pub fn finish(mut self, wall: Duration) -> Env {
         self.load_after = loadavg();
@@ -298,14 +310,10 @@ fn markdown(opts: &Opts, env: &Env, loads: &[(usize, &Load)], runs: &[Run]) -> S
     let _ = writeln!(s, "Made by: `{}`\n", opts.command);
     let _ = writeln!(
         s,
-        "Machine: {} × {}, Linux {}; every server pinned to CPU 1, every load tool to CPU 0.  \n\
-         Peers: {}.  \nRounds: {}; the servers of a family started afresh each round, checked (a SET then GET; \
+        "{}  \nRounds: {}; the servers of a family started afresh each round, checked (a SET then GET; \
          each file byte for byte) and warmed up; each workload then run on each server in turn, the order \
          rotated per workload and round. Whole run: {:.0} s. Load average before: `{}`, after: `{}`.\n",
-        env.cpus,
-        env.cpu,
-        env.kernel,
-        env.versions.join("; "),
+        env.machine(),
         opts.rounds,
         env.wall.as_secs_f64(),
         env.load_before,
@@ -497,7 +505,9 @@ fn chart(path: &PathBuf, loads: &[(usize, &Load)], runs: &[Run]) -> io::Result<(
         .draw()
         .map_err(|e| err(&e))?;
     let height = 0.8 / series.len() as f64;
-    let y_of = |i: usize, k: usize| (rows - 1 - i) as f64 + 0.1 + k as f64 * height;
+    // The first series on top in each group, as in the legend.
+    let y_of =
+        |i: usize, k: usize| (rows - 1 - i) as f64 + 0.1 + (series.len() - 1 - k) as f64 * height;
     for (k, backend) in series.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();
         let bars = data.iter().enumerate().filter_map(|(i, row)| {

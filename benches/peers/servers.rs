@@ -327,12 +327,25 @@ pub struct Server {
     log: Captured,
     /// Its process and its children (nginx's worker), for CPU time.
     pub pids: Vec<u32>,
+    /// How long it may take to start, and to exit after SIGTERM.
+    grace: Duration,
 }
 
 impl Server {
     /// Starts `spec` on a free port, pinned to `cpu`; returns once it
     /// answers a first request (`PING`, or a `GET` of the small file).
     pub fn start(spec: &Spec, site: &Site, cpu: Option<usize>) -> Result<Server, String> {
+        Server::start_under(spec, site, cpu, &[])
+    }
+
+    /// [`Server::start`] under `wrap` (`valgrind ...`, `strace ...`): given
+    /// a minute to start, and to write its data after SIGTERM.
+    pub fn start_under(
+        spec: &Spec,
+        site: &Site,
+        cpu: Option<usize>,
+        wrap: &[String],
+    ) -> Result<Server, String> {
         let fail = |e: &dyn std::fmt::Display| format!("{}: cannot start: {e}", spec.name);
         let port = free_port().map_err(|e| fail(&e))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -364,12 +377,22 @@ impl Server {
                 c
             }
         };
+        if let [tool, args @ ..] = wrap {
+            let mut w = Command::new(tool);
+            w.args(args).arg(cmd.get_program()).args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                v.map(|v| w.env(k, v));
+            }
+            cmd = w;
+        }
         let (child, log) = spawn(&mut cmd, cpu).map_err(|e| fail(&e))?;
+        let grace = Duration::from_secs(if wrap.is_empty() { 15 } else { 120 });
         let mut server = Server {
             pids: vec![child.id()],
             child,
             addr,
             log,
+            grace,
         };
         server.wait_ready(spec).map_err(|e| fail(&e))?;
         server.pids.extend(children(server.child.id()));
@@ -377,7 +400,7 @@ impl Server {
     }
 
     fn wait_ready(&mut self, spec: &Spec) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + self.grace;
         let probe: &[u8] = match spec.family {
             Family::Redis => b"PING\r\n",
             Family::Http => b"HEAD /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -398,9 +421,9 @@ impl Server {
                 return Err(format!("answered {got:?} to {probe:?}"));
             }
             if Instant::now() > deadline {
+                let (addr, grace) = (self.addr, self.grace);
                 return Err(format!(
-                    "not answering on {} after 15 s: {}",
-                    self.addr,
+                    "not answering on {addr} after {grace:?}: {}",
                     self.output()
                 ));
             }
@@ -447,7 +470,7 @@ impl Drop for Server {
         // SAFETY: kill(2) on the process group our own child leads.
         let pgid = self.child.id() as libc::pid_t;
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + self.grace;
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
