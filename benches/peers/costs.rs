@@ -113,28 +113,8 @@ fn one(
     let total = |m: &HashMap<String, u64>| m.values().sum::<u64>() as f64;
     let (i1, i2) = (&instr[0], &instr[1]);
     let (c1, c2) = (&calls[0], &calls[1]);
-    let mut syscalls: Vec<(f64, &str)> = c2
-        .iter()
-        .map(|(k, &v)| {
-            (
-                per(c1.get(k).copied().unwrap_or(0) as f64, v as f64),
-                k.as_str(),
-            )
-        })
-        .filter(|(d, _)| *d >= 0.05)
-        .collect();
-    syscalls.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut funcs: Vec<(f64, &str)> = i2
-        .iter()
-        .map(|(k, &v)| {
-            (
-                per(i1.get(k).copied().unwrap_or(0) as f64, v as f64),
-                k.as_str(),
-            )
-        })
-        .filter(|(d, _)| *d >= 1.0)
-        .collect();
-    funcs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let syscalls = growth(c1, c2, p, 0.05);
+    let funcs = growth(i1, i2, p, 1.0);
     let list = |v: &[(f64, &str)], digits: usize, take: usize| {
         v.iter()
             .take(take)
@@ -155,6 +135,26 @@ fn one(
         list(&syscalls, 1, 12),
         list(&funcs, 0, 6)
     ))
+}
+
+/// Per request, what grew from the N1 run's counts to the N2 run's, by at
+/// least `min`, most first.
+fn growth<'a>(
+    a: &HashMap<String, u64>,
+    b: &'a HashMap<String, u64>,
+    p: &Probe,
+    min: f64,
+) -> Vec<(f64, &'a str)> {
+    let mut v: Vec<(f64, &str)> = b
+        .iter()
+        .map(|(k, &n)| {
+            let was = a.get(k).copied().unwrap_or(0) as f64;
+            ((n as f64 - was) / (p.n2 - p.n1) as f64, k.as_str())
+        })
+        .filter(|(d, _)| *d >= min)
+        .collect();
+    v.sort_by(|x, y| y.0.total_cmp(&x.0));
+    v
 }
 
 /// Starts `spec` under `wrap`, makes `n` requests, stops it (SIGTERM: the

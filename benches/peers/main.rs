@@ -40,6 +40,8 @@
 //! `--update` rewrites the committed `peers.*` (`benches/shared/output.rs`).
 
 mod costs;
+#[path = "../shared/measure.rs"]
+mod measure;
 #[path = "../shared/output.rs"]
 mod output;
 mod report;
@@ -218,16 +220,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     }
     let name = if costs { "peers-costs" } else { "peers" };
     let stem = output::stem(name, update, quick, only.is_some())?;
-    let shown: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .map(String::as_str)
-        .filter(|a| *a != "--bench")
-        .collect();
-    let command = match shown.is_empty() {
-        true => "cargo bench --bench peers".to_owned(),
-        false => format!("cargo bench --bench peers -- {}", shown.join(" ")),
-    };
+    let command = measure::command("peers", args);
     Ok(Opts {
         quick,
         rounds: rounds.unwrap_or(if quick { 1 } else { 5 }),
@@ -268,7 +261,7 @@ fn drive(opts: &Opts) -> Result<(), String> {
     let env = report::Env::now();
     let (server_cpu, load_cpu) = cpus();
     if let Some(c) = load_cpu {
-        servers::pin(0, c).map_err(|e| format!("cannot pin to CPU {c}: {e}"))?;
+        measure::pin(0, c).map_err(|e| format!("cannot pin to CPU {c}: {e}"))?;
     }
     let site = Site::new().map_err(|e| format!("cannot write the files served: {e}"))?;
     if opts.costs {

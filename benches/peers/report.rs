@@ -1,6 +1,7 @@
 //! The report: markdown tables (also printed), a CSV of every measurement,
 //! and an SVG of each ioplex server's requests/s relative to its peer.
 
+use crate::measure::spread;
 use crate::servers::{self, Family, SERVERS};
 use crate::{Load, Opts, Run, Sample};
 use plotters::prelude::*;
@@ -92,25 +93,6 @@ impl Env {
         self.wall = wall;
         self
     }
-}
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-/// Median, min and max.
-fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    let m = median(&mut v)?;
-    Some((m, v[0], v[v.len() - 1]))
 }
 
 fn samples<'a>(runs: &'a [Run], w: usize, server: &str) -> Vec<(usize, &'a Sample)> {
@@ -270,7 +252,7 @@ fn verdict(v: &[f64], target: f64) -> &'static str {
 
 fn targets(runs: &[Run], loads: &[(usize, &Load)]) -> String {
     let mut s = String::from(
-        "| target | server | req/s ratio, median (min–max) | verdict |\n|---|---|---|---|\n",
+        "| target | server | req/s ratio, median (min–max) | verdict | server CPU/req ratio (lower: cheaper) |\n|---|---|---|---|---|\n",
     );
     for &(w, load) in loads {
         let peer = servers::peer(load.family());
@@ -278,11 +260,12 @@ fn targets(runs: &[Run], loads: &[(usize, &Load)]) -> String {
             let v = ratios(runs, w, name, peer, rps);
             let _ = writeln!(
                 s,
-                "| {}: ≥ {:.1} × {peer} | {name} | {} | {} |",
+                "| {}: ≥ {:.1} × {peer} | {name} | {} | {} | {} |",
                 load.label(),
                 load.target(),
                 fmt_spread(v.clone(), 2),
-                verdict(&v, load.target())
+                verdict(&v, load.target()),
+                fmt_spread(ratios(runs, w, name, peer, cpu), 2)
             );
         }
     }

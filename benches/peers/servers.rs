@@ -158,19 +158,6 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Pins the calling process (pid 0) or `pid` to one CPU.
-pub fn pin(pid: libc::pid_t, cpu: usize) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// What a child printed (stdout and stderr, the first 64 KiB), as it comes.
 pub struct Captured {
     text: Arc<Mutex<String>>,
@@ -204,7 +191,7 @@ pub fn spawn(cmd: &mut Command, cpu: Option<usize>) -> io::Result<(Child, Captur
             if libc::setpgid(0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            cpu.map_or(Ok(()), |c| pin(0, c))
+            cpu.map_or(Ok(()), |c| crate::measure::pin(0, c))
         });
     }
     let mut child = cmd.spawn()?;
