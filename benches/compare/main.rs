@@ -26,6 +26,8 @@
 //! committed `compare.csv` without measuring anything.
 
 mod load;
+#[path = "../shared/measure.rs"]
+mod measure;
 #[path = "../shared/output.rs"]
 mod output;
 mod report;
@@ -265,17 +267,7 @@ fn parse_opts(args: &[String]) -> Opts {
     };
     let list =
         |name: &str| flag(args, name).map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>());
-    let shown: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .map(String::as_str)
-        .filter(|a| *a != "--bench")
-        .collect();
-    let command = if shown.is_empty() {
-        "cargo bench --bench compare".to_owned()
-    } else {
-        format!("cargo bench --bench compare -- {}", shown.join(" "))
-    };
+    let command = measure::command("compare", args);
     let partial = ["--servers", "--workloads", "--wrap"]
         .iter()
         .any(|f| flag(args, f).is_some());
@@ -333,19 +325,6 @@ fn raise_fd_limit() -> u64 {
     }
 }
 
-/// Pins the calling process (pid 0) or `pid` to one CPU.
-fn pin(pid: libc::pid_t, cpu: usize) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// A server process under test.
 struct Server {
     child: Child,
@@ -358,7 +337,7 @@ impl Server {
         let mut argv: Vec<std::ffi::OsString> = wrap.iter().map(Into::into).collect();
         match python_script(name) {
             Some(script) => {
-                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/compare/python");
                 argv.push("python3".into());
                 argv.push(dir.join(script).into());
                 argv.push("0".into()); // the scripts take the port as their argument
@@ -376,7 +355,7 @@ impl Server {
         if let Some(cpu) = cpu {
             // SAFETY: only sched_setaffinity, which is async-signal-safe, runs between fork and exec.
             unsafe {
-                cmd.pre_exec(move || pin(0, cpu));
+                cmd.pre_exec(move || measure::pin(0, cpu));
             }
         }
         let mut child = cmd.spawn()?;
@@ -554,7 +533,7 @@ fn drive(opts: &Opts) -> io::Result<()> {
         (None, None)
     };
     if let Some(c) = client_cpu {
-        pin(0, c)?;
+        measure::pin(0, c)?;
     }
     let workloads: Vec<Workload> = WORKLOADS
         .iter()

@@ -1,6 +1,7 @@
 //! The report: a markdown table (also printed), a CSV of every
 //! measurement, and an SVG chart of the ratios to the epoll baseline.
 
+use crate::measure::{median, spread};
 use crate::{Opts, Run, Stats, Workload};
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -26,25 +27,6 @@ pub struct Env {
 
 const BASELINE: &str = "epoll";
 const TOKIO: &str = "tokio-ct";
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-/// Median, min and max of the values.
-fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    let m = median(&mut v)?;
-    Some((m, v[0], v[v.len() - 1]))
-}
 
 fn stats<'a>(runs: &'a [Run], w: usize, server: &str) -> Vec<(usize, &'a Stats)> {
     runs.iter()

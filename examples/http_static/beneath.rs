@@ -21,6 +21,16 @@ const FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O
 /// beneath the directory `dir`, never following a symlink in its last
 /// component nor leaving `dir` on the way.
 pub fn open(dir: &File, rel: &Path) -> io::Result<File> {
+    open_how(dir, rel, 0)
+}
+
+/// [`open`], refusing a symlink anywhere on the way (`ELOOP`): what opens
+/// is what was named, so its path needs no resolving.
+pub fn open_no_symlinks(dir: &File, rel: &Path) -> io::Result<File> {
+    open_how(dir, rel, libc::RESOLVE_NO_SYMLINKS)
+}
+
+fn open_how(dir: &File, rel: &Path, resolve: u64) -> io::Result<File> {
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -30,7 +40,7 @@ pub fn open(dir: &File, rel: &Path) -> io::Result<File> {
     // SAFETY: open_how is plain integers; all zero is "no flags".
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (FLAGS | libc::O_NOFOLLOW) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | resolve;
     // SAFETY: valid dirfd, NUL-terminated path, and `how` with its size.
     let fd = unsafe {
         libc::syscall(

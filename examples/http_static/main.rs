@@ -61,7 +61,7 @@ mod response;
 mod server;
 
 use clap::Parser;
-use ioplex::{Config, Server};
+use ioplex::{Backend, Config, Server};
 use resolve::Root;
 use server::{Limits, Web};
 use std::path::{Path, PathBuf};
@@ -77,6 +77,9 @@ struct Args {
     /// Address to listen on (the notes: 127.0.0.1:6789).
     #[arg(long, default_value = "127.0.0.1:6789")]
     addr: String,
+    /// Event-loop backend: mio, epoll, poll, select or uring.
+    #[arg(long, default_value = "mio")]
+    backend: String,
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -132,7 +135,14 @@ fn run(args: Args) -> Result<(), String> {
         header: seconds(args.header_timeout, "header-timeout")?,
         stall: seconds(args.stall_timeout, "stall-timeout")?,
     };
+    let backend = Backend::parse(&args.backend, None).unwrap_or_else(|e| {
+        use clap::CommandFactory;
+        Args::command()
+            .error(clap::error::ErrorKind::InvalidValue, e)
+            .exit()
+    });
     let config = Config {
+        backend,
         max_connections: args.max_connections,
         max_connections_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         busy_message: response::busy(),

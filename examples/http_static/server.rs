@@ -82,9 +82,10 @@ impl Web {
     /// Sends a reply's head, then its body as the client takes it.
     fn send(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, reply: Reply) {
         c.keep_alive = reply.keep_alive;
-        ctx.send(reply.head.as_bytes());
-        if let Some((file, start, end)) = reply.body {
-            c.body = Some(Sending::new(file, start, end, self.limits.stall));
+        let (head, stall) = (reply.head, self.limits.stall);
+        match reply.body {
+            Some((file, start, end)) => c.body = Some(Sending::new(head, file, start, end, stall)),
+            None => drop(ctx.send(head.as_bytes())),
         }
         if self.pump(ctx, c, Sending::pump) {
             self.finish(ctx, c);

@@ -37,7 +37,7 @@ mod store;
 
 use clap::Parser as _;
 use commands::{Call, Client};
-use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Reactor};
 use lex::ProtocolError;
 use parser::Parser;
 use reply::Out;
@@ -63,6 +63,9 @@ struct Args {
     /// Replies queued for one client that is not reading, in bytes, before it is cut off.
     #[arg(long, default_value_t = 1 << 30)]
     max_output: usize,
+    /// Event-loop backend: mio, epoll, poll, select or uring.
+    #[arg(long, default_value = "mio")]
+    backend: String,
 }
 
 struct Resp {
@@ -157,14 +160,15 @@ fn protocol_error(out: &mut Out<'_, '_>, id: ioplex::ConnId, e: ProtocolError) -
 }
 
 fn run(args: Args) -> std::io::Result<()> {
+    use clap::{CommandFactory, error::ErrorKind::*};
     if args.max_bulk.saturating_add(parser::MAX_INLINE) > args.max_query {
-        use clap::CommandFactory;
         let why = "--max-query must be larger than --max-bulk (by 64 KiB for the headers)";
-        Args::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, why)
-            .exit();
+        Args::command().error(ArgumentConflict, why).exit();
     }
+    let backend = Backend::parse(&args.backend, None)
+        .unwrap_or_else(|e| Args::command().error(InvalidValue, e).exit());
     let config = Config {
+        backend,
         max_input: args.max_query,
         max_output: args.max_output,
         ..Config::default()
