@@ -56,6 +56,36 @@ impl Ctx<'_> {
         }
     }
 
+    /// Sends `len` bytes of `file` from `offset` to connection `id`, after
+    /// what is queued for it: the kernel sends them from the page cache
+    /// (`sendfile(2)`, counted in [`Metrics::sendfiles`](crate::Metrics)),
+    /// they never pass through this process's memory, and they count
+    /// toward neither the watermarks nor `max_output`.
+    /// [`Handler::on_drain`](crate::Handler::on_drain) follows when all of
+    /// it is out (unless the socket took it all at once: check
+    /// [`Ctx::queued`]). One file at a time per connection: a second
+    /// before the first is out is a `WouldBlock` error. The file is closed
+    /// once sent; one cut short under the sender closes the connection.
+    ///
+    /// ```no_run
+    /// # use ioplex::{Action, Ctx};
+    /// # fn on_request(ctx: &mut Ctx<'_>) -> std::io::Result<()> {
+    /// let file = std::fs::File::open("index.html")?;
+    /// let len = file.metadata()?.len();
+    /// ctx.send(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+    /// ctx.send_file(ctx.id(), file, 0, len)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send_file(
+        &mut self,
+        id: ConnId,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        self.core.send_file(id, file, offset, len)
+    }
+
     /// Sends to any connection. Returns `false` if it is gone or closing.
     ///
     /// In a [`Server`](crate::Server) `id` may live on another loop (its

@@ -70,6 +70,8 @@ counters! {
     bytes_in,
     /// Bytes written to connections.
     bytes_out,
+    /// `sendfile` system calls ([`Ctx::send_file`](crate::Ctx::send_file)).
+    sendfiles,
     /// Returns from the backend's wait.
     wakeups,
     /// Events delivered by the backend.

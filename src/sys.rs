@@ -66,6 +66,18 @@ pub(crate) fn send_parts(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
     cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }).map(|n| n as usize)
 }
 
+/// `sendfile(2)` of up to `len` bytes of `file` from `*off` to socket `fd`,
+/// advancing `*off`: the kernel copies from the page cache, nothing passes
+/// through this process.
+pub(crate) fn sendfile(fd: RawFd, file: RawFd, off: &mut u64, len: u64) -> io::Result<usize> {
+    let mut o = *off as libc::off_t;
+    let len = len.min(1 << 30) as usize;
+    // SAFETY: `o` is a valid off_t for the kernel to read and advance.
+    let n = cvt(unsafe { libc::sendfile(fd, file, &mut o, len) })? as usize;
+    *off = o as u64;
+    Ok(n)
+}
+
 /// `shutdown(SHUT_WR)`: our FIN. Errors (the peer is gone) do not matter here.
 pub(crate) fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall on an fd we own.

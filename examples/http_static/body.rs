@@ -1,6 +1,9 @@
-//! Sending a file body without holding it in memory (`main.rs`): a chunk at
-//! a time while the client's queue is short, the next ones from `on_drain`.
-//! A client that has taken nothing for `--stall-timeout` is cut off.
+//! Sending a file body without holding it in memory (`main.rs`): a small
+//! one read and sent with its head in one write; a large one handed to
+//! the kernel whole with [`Ctx::send_file`] (`sendfile(2)`: from the page
+//! cache to the socket, nothing read into this process), the next
+//! response going on from `on_drain`. A client that has taken nothing for
+//! `--stall-timeout` is cut off.
 //!
 //! Progress is what the peer has taken: the bytes handed to the loop less
 //! what the loop ([`Ctx::queued`]) and the kernel ([`Ctx::unacked`]) still
@@ -18,6 +21,9 @@ use std::time::{Duration, Instant};
 const CHUNK: usize = 64 << 10;
 /// More file is read only while less than this is queued for the client.
 const QUEUE_TARGET: usize = 256 << 10;
+/// A body larger than this goes by `sendfile`; a smaller one is read and
+/// sent with the head in one write (one system call, not two).
+const SENDFILE_OVER: u64 = 16 << 10;
 /// Timer tag: look whether a client with a body in progress still reads.
 pub const STALL: u64 = 3;
 
@@ -32,7 +38,8 @@ thread_local! {
 pub struct Sending {
     /// The response head, sent with the first piece (one send for a small file).
     head: String,
-    file: File,
+    /// Until handed to `send_file`.
+    file: Option<File>,
     /// The next offset to send, and one past the last.
     at: u64,
     end: u64,
@@ -61,7 +68,7 @@ impl Sending {
         let (handed, taken, since, watch) = (0, 0, Instant::now(), None);
         Sending {
             head,
-            file,
+            file: Some(file),
             at: start,
             end,
             handed,
@@ -80,7 +87,8 @@ impl Sending {
                 return abort(ctx, why);
             }
         }
-        if self.at < self.end {
+        // A file handed to the kernel is out only once the queue is empty.
+        if self.at < self.end || ctx.queued(ctx.id()) > 0 {
             if self.watch.is_none() {
                 self.watch = Some(ctx.set_timer(self.limit / 8, STALL));
             }
@@ -92,13 +100,28 @@ impl Sending {
         Pumped::Done
     }
 
-    /// The one place a body goes out: read a chunk, send it (after the
-    /// head, the first time). A `Ctx::send_file` (sendfile(2)) takes the
-    /// place of these lines.
+    /// The one place a body goes out: a large rest of the file to the
+    /// kernel whole, after the head; else read a chunk, send it (after the
+    /// head, the first time).
     fn send_piece(&mut self, ctx: &mut Ctx<'_>) -> Result<(), &'static str> {
+        let id = ctx.id();
+        if self.end - self.at > SENDFILE_OVER {
+            let file = self.file.take().ok_or("the file was handed on already")?;
+            let head = std::mem::take(&mut self.head);
+            if !ctx.send(head.as_bytes()) {
+                return Err("the client is gone");
+            }
+            let len = self.end - self.at;
+            ctx.send_file(id, file, self.at, len)
+                .map_err(|_| "sendfile refused")?;
+            self.at = self.end;
+            self.handed += len;
+            return Ok(());
+        }
+        let file = self.file.as_ref().ok_or("the file was handed on already")?;
         PIECE.with_borrow_mut(|chunk| {
             let want = (self.end - self.at).min(CHUNK as u64) as usize;
-            let n = match self.file.read_at(&mut chunk[..want], self.at) {
+            let n = match file.read_at(&mut chunk[..want], self.at) {
                 Ok(0) if want > 0 => return Err("file ended early (truncated while sent?)"),
                 Ok(n) => n,
                 Err(_) => return Err("file read failed"),

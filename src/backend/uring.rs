@@ -202,6 +202,14 @@ impl UringDriver {
         self.push(&sqe, true);
     }
 
+    /// A one-shot poll for room to write on `fd` (a connection sending a file).
+    pub(crate) fn poll_out(&mut self, fd: RawFd, token: u64) {
+        let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+            .build()
+            .user_data(user_data(token, Op::Poll));
+        self.push(&sqe, true);
+    }
+
     /// Cancels everything in flight on `fd`; each cancelled operation
     /// completes with `ECANCELED` under its own token.
     pub(crate) fn cancel(&mut self, fd: RawFd) {

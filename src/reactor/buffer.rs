@@ -10,6 +10,10 @@
 /// pointer into it: while such a send is in flight ([`OutBuf::freeze`])
 /// nothing may move those bytes, so appends go to a second `Vec`, which
 /// becomes the front once the send completes.
+///
+/// After those bytes a file may wait ([`Ctx::send_file`](crate::Ctx::send_file)),
+/// sent by the kernel from the page cache (`sendfile(2)`), never read into
+/// memory; what is queued behind it waits in `after`.
 #[derive(Default, Debug)]
 pub(crate) struct OutBuf {
     data: Vec<u8>,
@@ -17,11 +21,61 @@ pub(crate) struct OutBuf {
     /// Appended while `data` is frozen.
     later: Vec<u8>,
     frozen: bool,
+    file: Option<FilePart>,
+    /// Appended while a file waits: sent after it.
+    after: Vec<u8>,
+}
+
+/// The part of a file still to send: `off..end`.
+#[derive(Debug)]
+pub(crate) struct FilePart {
+    pub(crate) file: std::fs::File,
+    pub(crate) off: u64,
+    pub(crate) end: u64,
 }
 
 impl OutBuf {
+    /// Bytes still to send, a waiting file's included.
     pub(crate) fn len(&self) -> usize {
-        self.data.len() - self.pos + self.later.len()
+        let file = self.file.as_ref().map_or(0, |f| (f.end - f.off) as usize);
+        self.in_memory() + file
+    }
+
+    /// Bytes held in memory (what the watermarks and `max_output` count).
+    pub(crate) fn in_memory(&self) -> usize {
+        self.data.len() - self.pos + self.later.len() + self.after.len()
+    }
+
+    /// A file to send after the bytes queued so far; `false` if one
+    /// already waits (the next goes once this one is out: `on_drain`).
+    pub(crate) fn set_file(&mut self, part: FilePart) -> bool {
+        if self.file.is_some() {
+            return false;
+        }
+        self.file = Some(part);
+        true
+    }
+
+    /// The file to send now: all bytes before it are out.
+    pub(crate) fn front_file(&mut self) -> Option<&mut FilePart> {
+        match self.bytes().is_empty() && self.later.is_empty() {
+            true => self.file.as_mut(),
+            false => None,
+        }
+    }
+
+    /// The front file moved on (its `off` advanced by the send); once it
+    /// is all out, what waited behind it comes to the front.
+    pub(crate) fn file_progress(&mut self) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        if f.off >= f.end {
+            self.file = None;
+            self.data.clear();
+            self.pos = 0;
+            std::mem::swap(&mut self.data, &mut self.after);
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -34,6 +88,10 @@ impl OutBuf {
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.file.is_some() {
+            self.after.extend_from_slice(bytes);
+            return;
+        }
         // Behind bytes already waiting in `later`, order says: there too.
         if self.frozen || !self.later.is_empty() {
             self.later.extend_from_slice(bytes);
@@ -66,12 +124,14 @@ impl OutBuf {
     fn clear(&mut self) {
         self.data.clear();
         self.later.clear();
+        self.after.clear();
+        self.file = None;
         self.pos = 0;
         self.frozen = false;
     }
 
     fn capacity(&self) -> usize {
-        self.data.capacity() + self.later.capacity()
+        self.data.capacity() + self.later.capacity() + self.after.capacity()
     }
 }
 
@@ -134,5 +194,29 @@ mod tests {
         assert_eq!(&b.bytes()[..10], b"0123456789");
         assert_eq!(b.len(), 10_001);
         assert_eq!(b.bytes().last(), Some(&b'!'));
+    }
+
+    #[test]
+    fn bytes_queued_behind_a_file_go_after_it() {
+        let file = tempfile::tempfile().unwrap();
+        let mut b = OutBuf::default();
+        b.push(b"head");
+        assert!(b.set_file(super::FilePart {
+            file,
+            off: 0,
+            end: 100
+        }));
+        b.push(b"next");
+        assert_eq!((b.len(), b.in_memory()), (108, 8));
+        assert!(b.front_file().is_none(), "the head goes first");
+        b.consume(4);
+        assert_eq!(b.front_file().map(|f| f.end - f.off), Some(100));
+        b.front_file().unwrap().off += 60;
+        b.file_progress();
+        assert_eq!(b.len(), 44);
+        b.front_file().unwrap().off += 40;
+        b.file_progress();
+        assert_eq!(b.bytes(), b"next");
+        assert!(b.front_file().is_none());
     }
 }

@@ -16,6 +16,7 @@
 
 use super::Loop;
 use super::core::Core;
+use super::output::send_file_part;
 use super::state::{Flags, Io, Kind, State};
 use crate::action::CloseReason;
 use crate::backend::What;
@@ -54,24 +55,63 @@ impl Core {
     }
 
     /// Sends the front of connection `key`'s queue if no send is in flight.
+    /// A file at the front is sent with `sendfile(2)` here (the socket is
+    /// non-blocking); when the socket is full, a poll for POLLOUT says when
+    /// to go on. A queue that empties goes back to the pool.
     pub(crate) fn start_send(&mut self, key: usize) {
+        let metrics = &*self.metrics;
         let Some(e) = self.entries.get_mut(key) else {
             return;
         };
         let Kind::Conn(c) = &mut e.kind else {
             return;
         };
-        let Some(out) = c.out.as_mut().filter(|o| !o.is_empty()) else {
+        if e.io.has(Io::SEND) || e.io.has(Io::POLL) {
+            return; // one at a time: its completion goes on
+        }
+        let fd = e.fd.as_raw_fd();
+        let id = ConnId::new(self.index, key, e.generation);
+        let token = id.token();
+        loop {
+            let Some(out) = c.out.as_mut() else {
+                return;
+            };
+            if out.is_empty() {
+                if let Some(out) = c.out.take() {
+                    self.queued_conns -= 1;
+                    self.pool.give(out);
+                }
+                return;
+            }
+            let Some(f) = out.front_file() else {
+                break;
+            };
+            match send_file_part(metrics, fd, f) {
+                Ok(n) => {
+                    add(&metrics.bytes_out, n as u64);
+                    out.file_progress();
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    e.io.set(Io::POLL);
+                    if let Some(u) = self.poller.uring() {
+                        u.poll_out(fd, token);
+                    }
+                    return;
+                }
+                Err(err) => {
+                    log::debug!("{id}: sendfile failed: {err}");
+                    self.abort(key, CloseReason::Error(err.kind()));
+                    return;
+                }
+            }
+        }
+        let Some(out) = c.out.as_mut() else {
             return;
         };
-        if e.io.has(Io::SEND) {
-            return;
-        }
         e.io.set(Io::SEND);
         out.freeze();
         let (ptr, len) = (out.bytes().as_ptr(), out.bytes().len());
-        let token = ConnId::new(self.index, key, e.generation).token();
-        let fd = e.fd.as_raw_fd();
         if let Some(u) = self.poller.uring() {
             // SAFETY: the bytes are frozen in a boxed queue that the entry
             // keeps until this send's completion (Io::SEND), and nothing
@@ -283,7 +323,6 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     fn sent(&mut self, key: usize, res: i32) {
-        let low = self.core.cfg.output_low_water;
         let Some(e) = self.core.entries.get_mut(key) else {
             return;
         };
@@ -310,18 +349,22 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         out.consume(res as usize);
-        let queued = out.len();
-        if queued > 0 {
-            self.core.start_send(key);
-        } else if let Some(out) = c.out.take() {
-            self.core.queued_conns -= 1;
-            self.core.pool.give(out);
-        }
+        self.output_went(key);
+    }
+
+    /// Output went out (a send completed, or a file went on): the next
+    /// piece goes; a queue that emptied lets the handler send more, or the
+    /// close go on; a reader paused by the high watermark resumes below
+    /// the low one.
+    fn output_went(&mut self, key: usize) {
+        let low = self.core.cfg.output_low_water;
+        self.core.start_send(key);
         let Some((flags, c)) = self.core.conn_at(key) else {
             return;
         };
+        let (queued, held) = c.out.as_ref().map_or((0, 0), |o| (o.len(), o.in_memory()));
         let state = c.state;
-        let resume = flags.has(Flags::OUTPUT_FULL) && queued <= low;
+        let resume = flags.has(Flags::OUTPUT_FULL) && held <= low;
         if resume {
             flags.clear(Flags::OUTPUT_FULL);
             self.core.push_ready(key); // to arm the receive again
@@ -333,7 +376,8 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// A UDP socket's poll fired: receive what is there, then poll again.
+    /// A poll fired: a UDP socket receives what is there, then polls
+    /// again; a connection sending a file goes on (the socket has room).
     fn polled(&mut self, key: usize) {
         let Some(e) = self.core.entries.get_mut(key) else {
             return;
@@ -341,6 +385,9 @@ impl<H: Handler> Loop<'_, H> {
         e.io.clear(Io::POLL);
         if e.io.has(Io::RETIRED) {
             return;
+        }
+        if matches!(e.kind, Kind::Conn(_)) {
+            return self.output_went(key);
         }
         self.recv_udp(key);
         if let Err(e) = self

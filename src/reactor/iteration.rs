@@ -120,7 +120,7 @@ impl<H: Handler> Loop<'_, H> {
                 }
             };
             match (ev.what, kind) {
-                (What::Ready(r), Kind::Conn(_)) => self.conn_event(key, r),
+                (What::Ready(r), Kind::Conn(_)) if !self.core.completion => self.conn_event(key, r),
                 (What::Ready(_), Kind::Listener) if !self.core.completion => {
                     self.accept(key);
                     self.rearm_oneshot(key);

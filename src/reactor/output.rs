@@ -7,6 +7,7 @@
 //! more), below `output_low_water` it resumes, and past `max_output` the
 //! connection is closed as a slow consumer.
 
+use super::buffer::FilePart;
 use super::core::Core;
 use super::state::{Flags, Kind, State};
 use crate::action::CloseReason;
@@ -94,7 +95,7 @@ impl Core {
             out.push(&p[skip..]);
             skip = 0;
         }
-        let queued = out.len();
+        let queued = out.in_memory(); // a waiting file is not in memory
         let pause = queued > high && !flags.has(Flags::OUTPUT_FULL) && c.state == State::Open;
         if pause {
             flags.set(Flags::OUTPUT_FULL);
@@ -138,12 +139,15 @@ impl Core {
         };
         let fd = e.fd.as_raw_fd();
         while !out.is_empty() {
-            add(&metrics.writes, 1);
-            match sys::send(fd, out.bytes()) {
-                Ok(n) => {
-                    add(&metrics.bytes_out, n as u64);
-                    out.consume(n);
+            let r = match out.front_file() {
+                Some(f) => send_file_part(metrics, fd, f).inspect(|_| out.file_progress()),
+                None => {
+                    add(&metrics.writes, 1);
+                    sys::send(fd, out.bytes()).inspect(|&n| out.consume(n))
                 }
+            };
+            match r {
+                Ok(n) => add(&metrics.bytes_out, n as u64),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
@@ -156,14 +160,14 @@ impl Core {
                 }
             }
         }
-        let queued = out.len();
+        let (queued, held) = (out.len(), out.in_memory());
         if queued == 0 {
             if let Some(out) = c.out.take() {
                 self.pool.give(out);
             }
             self.queued_conns -= 1;
         }
-        let resume = e.flags.has(Flags::OUTPUT_FULL) && queued <= low;
+        let resume = e.flags.has(Flags::OUTPUT_FULL) && held <= low;
         if resume {
             e.flags.clear(Flags::OUTPUT_FULL);
             log::debug!(
@@ -182,4 +186,98 @@ impl Core {
         }
         drained
     }
+
+    /// Queues `len` bytes of `file` from `offset` behind what is queued for
+    /// `id` ([`Ctx::send_file`](crate::Ctx::send_file)); with nothing
+    /// queued, a readiness backend sends what the socket takes at once.
+    pub(crate) fn send_file(
+        &mut self,
+        id: ConnId,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        let gone = || {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("{id}: gone or closing"),
+            )
+        };
+        if id.loop_index() != self.index as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{id}: send_file to another loop's connection"),
+            ));
+        }
+        let completion = self.completion;
+        let metrics = &*self.metrics;
+        let Some(e) = self.entries.get_mut(id.key()) else {
+            return Err(gone());
+        };
+        let Kind::Conn(c) = &mut e.kind else {
+            return Err(gone());
+        };
+        if e.generation != id.generation() || !matches!(c.state, State::Open | State::Flushing) {
+            return Err(gone());
+        }
+        let mut part = FilePart {
+            file,
+            off: offset,
+            end: offset + len,
+        };
+        if c.out.is_none() && !completion {
+            let fd = e.fd.as_raw_fd();
+            while part.off < part.end {
+                match send_file_part(metrics, fd, &mut part) {
+                    Ok(n) => add(&metrics.bytes_out, n as u64),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => {
+                        log::debug!("{id}: sendfile failed: {err}");
+                        self.abort(id.key(), CloseReason::Error(err.kind()));
+                        return Err(err);
+                    }
+                }
+            }
+            if part.off == part.end {
+                return Ok(());
+            }
+        }
+        let fresh = c.out.is_none();
+        let out = c.out.get_or_insert_with(|| self.pool.take());
+        if !out.set_file(part) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{id}: a file is being sent already; send the next from on_drain"),
+            ));
+        }
+        if fresh {
+            self.queued_conns += 1;
+        }
+        self.mark_dirty(id.key());
+        if completion {
+            self.start_send(id.key());
+        }
+        Ok(())
+    }
+}
+
+/// One `sendfile` of what is left of `part`, advancing it (a MiB at most, so one
+/// connection's large file does not hold the loop); 0 bytes sent of a
+/// file that should have more is an error: it was cut short under us.
+pub(crate) fn send_file_part(
+    metrics: &crate::Metrics,
+    fd: std::os::fd::RawFd,
+    part: &mut FilePart,
+) -> io::Result<usize> {
+    add(&metrics.sendfiles, 1);
+    let want = (part.end - part.off).min(1 << 20);
+    let n = sys::sendfile(fd, part.file.as_raw_fd(), &mut part.off, want)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file ended before the length given to send_file",
+        ));
+    }
+    Ok(n)
 }
