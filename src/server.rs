@@ -223,7 +223,7 @@ impl Server {
     /// once; SIGHUP calls [`Handler::on_signal`](crate::Handler::on_signal)
     /// on every loop. As [`Reactor::stop_on_signals`].
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
-        crate::reactor::watch_signals(self.handle())
+        self.loops[0].stop_on_signals()
     }
 
     /// The loop whose turn it is to accept for a listener that is one

@@ -206,6 +206,9 @@ pub struct Stats {
     pub client_busy: f64,
     /// Growth of the server's RSS from start to the end of the window, per connection held.
     pub rss_per_conn: f64,
+    /// System calls per message over the window, from an ioplex server's
+    /// own counters (NaN for the others).
+    pub syscalls_msg: f64,
 }
 
 /// One cell of the grid in one round.
@@ -330,6 +333,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// `counters SYSCALLS BYTES_IN` lines an ioplex server printed on SIGHUP.
+    counters: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
 impl Server {
@@ -373,11 +378,21 @@ impl Server {
             .take()
             .ok_or_else(|| io::Error::other("no stdout"))?;
         let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Mutex::new(Vec::new()));
+        let kept = counters.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(out).lines();
             let first = lines.next();
             let _ = tx.send(first);
-            for _ in lines {} // keep the pipe drained
+            // Keep the pipe drained; keep what ioplex's SIGHUP prints.
+            for line in lines.map_while(Result::ok) {
+                let mut w = line.split_whitespace();
+                if let (Some("counters"), Some(Ok(a)), Some(Ok(b))) =
+                    (w.next(), w.next().map(str::parse), w.next().map(str::parse))
+                {
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push((a, b));
+                }
+            }
         });
         let line = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(Some(Ok(line))) => line,
@@ -400,6 +415,7 @@ impl Server {
             child,
             addr,
             stderr,
+            counters,
         })
     }
 
@@ -482,6 +498,8 @@ fn measure_one(name: &str, w: &Workload, opts: &Opts, cpu: Option<usize>) -> Res
     let pid = server.pid();
     let rss0 = rss(pid);
     let mut marks: Vec<Mark> = Vec::new();
+    // An ioplex server prints its loops' counters on SIGHUP: at both ends of the window.
+    let counted = name.starts_with("ioplex") && opts.wrap.is_empty();
     let result = load::run(
         server.addr,
         w.spec,
@@ -489,8 +507,16 @@ fn measure_one(name: &str, w: &Workload, opts: &Opts, cpu: Option<usize>) -> Res
         opts.measure,
         &mut |phase| {
             marks.push((phase, Instant::now(), cpu_times(pid), own_cpu(), rss(pid)));
+            if counted && matches!(phase, load::Phase::MeasureStart | load::Phase::MeasureEnd) {
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+            }
         },
     );
+    let syscalls_msg = match counted {
+        true => syscalls_per_msg(&server, w.spec.size),
+        false => f64::NAN,
+    };
     let err = server.stop();
     let out = result.map_err(|e| {
         if err.is_empty() {
@@ -521,7 +547,32 @@ fn measure_one(name: &str, w: &Workload, opts: &Opts, cpu: Option<usize>) -> Res
         server_busy: (b.2.0 + b.2.1 - a.2.0 - a.2.1) / wall,
         client_busy: (b.3 - a.3) / wall,
         rss_per_conn: (b.4 - rss0).max(0.0) / held,
+        syscalls_msg,
     })
+}
+
+/// System calls per message between the two SIGHUPs of a window: each
+/// prints a line per loop, start lines first.
+fn syscalls_per_msg(server: &Server, size: usize) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let lines = server
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if lines.len() >= 2 && lines.len() % 2 == 0 {
+            let (start, end) = lines.split_at(lines.len() / 2);
+            let sum = |l: &[(u64, u64)]| l.iter().fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+            let ((s0, b0), (s1, b1)) = (sum(start), sum(end));
+            let msgs = (b1.saturating_sub(b0) as f64 / size as f64).max(1.0);
+            return s1.saturating_sub(s0) as f64 / msgs;
+        }
+        if Instant::now() > deadline {
+            return f64::NAN;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn drive(opts: &Opts) -> io::Result<()> {

@@ -82,9 +82,12 @@ fn table(runs: &[Run], w: &Workload, servers: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| server | msgs/s | × {BASELINE} | × {TOKIO} | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg (user + sys) | server busy | RSS/conn |"
+        "| server | msgs/s | × {BASELINE} | × {TOKIO} | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/msg (user + sys) | server busy | RSS/conn | syscalls/msg |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for name in servers {
         let got = stats(runs, w.id, name);
         if got.is_empty() {
@@ -96,7 +99,7 @@ fn table(runs: &[Run], w: &Workload, servers: &[String]) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "| {name} | {} | | | | | | | | | |",
+                "| {name} | {} | | | | | | | | | | |",
                 why.replace('|', "/")
             );
             continue;
@@ -110,7 +113,7 @@ fn table(runs: &[Run], w: &Workload, servers: &[String]) -> String {
         let failed = rounds - got.len();
         let _ = writeln!(
             s,
-            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} + {} | {} % | {} |",
+            "| {name}{} | {} | {} | {} | {} | {} | {} | {} | {} + {} | {} % | {} | {} |",
             if failed > 0 {
                 format!(" ({failed} of {rounds} rounds failed)")
             } else {
@@ -127,6 +130,9 @@ fn table(runs: &[Run], w: &Workload, servers: &[String]) -> String {
             fmt_num(sys, 2),
             fmt_num(m(|s| s.server_busy * 100.0), 0),
             m(|s| s.rss_per_conn).map_or("–".to_owned(), |b| format!("{:.1} KiB", b / 1024.0)),
+            m(|s| s.syscalls_msg)
+                .filter(|v| v.is_finite())
+                .map_or("–".to_owned(), |v| format!("{v:.3}")),
         );
     }
     s
@@ -301,7 +307,7 @@ fn markdown(opts: &Opts, env: &Env, workloads: &[Workload], runs: &[Run]) -> Str
 
 fn csv(runs: &[Run]) -> String {
     let mut s = String::from(
-        "round,workload,server,status,msgs_per_s,mb_per_s,p50_us,p99_us,p999_us,server_user_us_per_msg,server_sys_us_per_msg,server_busy,client_busy,rss_per_conn_bytes,ratio_epoll,ratio_tokio_ct\n",
+        "round,workload,server,status,msgs_per_s,mb_per_s,p50_us,p99_us,p999_us,server_user_us_per_msg,server_sys_us_per_msg,server_busy,client_busy,rss_per_conn_bytes,ratio_epoll,ratio_tokio_ct,syscalls_per_msg\n",
     );
     for r in runs {
         let ratio = |base: &str| {
@@ -317,7 +323,7 @@ fn csv(runs: &[Run]) -> String {
             Ok(st) => {
                 let _ = writeln!(
                     s,
-                    "{},{},{},ok,{:.1},{:.3},{:.1},{:.1},{:.1},{:.4},{:.4},{:.3},{:.3},{:.0},{},{}",
+                    "{},{},{},ok,{:.1},{:.3},{:.1},{:.1},{:.1},{:.4},{:.4},{:.3},{:.3},{:.0},{},{},{}",
                     r.round + 1,
                     r.workload,
                     r.server,
@@ -332,13 +338,18 @@ fn csv(runs: &[Run]) -> String {
                     st.client_busy,
                     st.rss_per_conn,
                     ratio(BASELINE),
-                    ratio(TOKIO)
+                    ratio(TOKIO),
+                    if st.syscalls_msg.is_finite() {
+                        format!("{:.4}", st.syscalls_msg)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Err(e) => {
                 let _ = writeln!(
                     s,
-                    "{},{},{},\"{}\",,,,,,,,,,,,",
+                    "{},{},{},\"{}\",,,,,,,,,,,,,",
                     r.round + 1,
                     r.workload,
                     r.server,

@@ -237,6 +237,7 @@ impl<H: Handler> Loop<'_, H> {
             match core.entries[key].kind {
                 Kind::Conn(_) => core.stop_conn(key),
                 Kind::Listener => {} // they drain: see `drain`
+                Kind::Signals => {}  // a second SIGINT may still come
                 Kind::Udp if core.entries[key].io.has(super::state::Io::RETIRED) => {}
                 Kind::Udp => {
                     if !core.completion {

@@ -386,10 +386,11 @@ impl<H: Handler> Loop<'_, H> {
         if e.io.has(Io::RETIRED) {
             return;
         }
-        if matches!(e.kind, Kind::Conn(_)) {
-            return self.output_went(key);
+        match e.kind {
+            Kind::Conn(_) => return self.output_went(key),
+            Kind::Signals => self.signals(key),
+            _ => self.recv_udp(key),
         }
-        self.recv_udp(key);
         if let Err(e) = self
             .core
             .register_key(key, crate::backend::Interest::READABLE)

@@ -205,7 +205,7 @@ impl Core {
         let source = match e.kind {
             Kind::Listener => Source::Listener,
             Kind::Conn(_) => Source::Stream,
-            Kind::Udp => Source::Other,
+            Kind::Udp | Kind::Signals => Source::Other,
         };
         self.poller
             .register(e.fd.as_raw_fd(), token, interest, source)?;

@@ -125,6 +125,7 @@ impl<H: Handler> Loop<'_, H> {
                     self.accept(key);
                     self.rearm_oneshot(key);
                 }
+                (What::Ready(_), Kind::Signals) if !self.core.completion => self.signals(key),
                 (What::Ready(_), Kind::Udp) if !self.core.completion => {
                     self.recv_udp(key);
                     self.rearm_oneshot(key);
@@ -172,6 +173,7 @@ impl<H: Handler> Loop<'_, H> {
                 }
                 Kind::Listener => self.accept(key),
                 Kind::Udp => self.recv_udp(key),
+                Kind::Signals => self.signals(key),
             }
         }
     }

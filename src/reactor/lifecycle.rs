@@ -9,40 +9,103 @@ use super::Reactor;
 use super::handle::Handle;
 use super::state::{Flags, Kind};
 use crate::backend::Interest;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use crate::sys::cvt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 
-/// Catches SIGTERM, SIGINT and SIGHUP on a thread of its own and turns
-/// them into what `handle` does: the graceful stop, a stop at once for a
-/// second SIGINT, `Handler::on_signal` for SIGHUP.
-pub(crate) fn watch_signals(handle: Handle) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot catch signals: {e}")))?;
-    std::thread::Builder::new()
-        .name("ioplex-signals".into())
-        .spawn(move || {
-            let mut stopping = false;
-            for sig in signals.forever() {
-                match sig {
-                    SIGTERM | SIGINT if !stopping => {
-                        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-                        log::info!("{name}: stopping gracefully (a second SIGINT stops at once)");
-                        stopping = true;
-                        handle.stop();
-                    }
-                    SIGINT => {
-                        log::warn!("second SIGINT: stopping at once");
-                        handle.stop_now();
-                    }
-                    SIGTERM => log::debug!("SIGTERM again: already stopping"),
-                    other => handle.signal(other),
-                }
+/// The signals a server catches.
+const CAUGHT: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// A `signalfd` for SIGTERM, SIGINT and SIGHUP, which are blocked in the
+/// calling thread (and so in every thread it starts afterwards: a
+/// [`Server`](crate::Server)'s loops), so the kernel queues them on the fd
+/// instead of running a handler. No thread of its own: the process stays
+/// single-threaded (glibc's system-call wrappers take their fast path).
+fn signal_fd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset operations on a local set; pthread_sigmask and
+    // signalfd only read it; the fd returned is fresh and ours.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in CAUGHT {
+            libc::sigaddset(&mut set, s);
+        }
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        let fd = cvt(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        ))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+impl<H: crate::handler::Handler> super::Loop<'_, H> {
+    /// The signalfd is readable: SIGTERM and SIGINT begin the graceful stop
+    /// (of every loop of a server), a second SIGINT stops at once, SIGHUP
+    /// reaches `Handler::on_signal` on every loop.
+    pub(super) fn signals(&mut self, key: usize) {
+        loop {
+            let Some(e) = self.core.entries.get(key) else {
+                return;
+            };
+            let mut info: libc::signalfd_siginfo = unsafe_zeroed();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reads at most `size` bytes into `info`, from our fd.
+            let n = unsafe {
+                libc::read(
+                    e.raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
+            if n != size as isize {
+                break; // EAGAIN: all taken
             }
-        })?;
-    Ok(())
+            let sig = info.ssi_signo as libc::c_int;
+            let handle = self.handle();
+            match sig {
+                libc::SIGTERM | libc::SIGINT if !self.signalled => {
+                    let name = if sig == libc::SIGTERM {
+                        "SIGTERM"
+                    } else {
+                        "SIGINT"
+                    };
+                    log::info!("{name}: stopping gracefully (a second SIGINT stops at once)");
+                    self.signalled = true;
+                    handle.stop();
+                }
+                libc::SIGINT => {
+                    log::warn!("second SIGINT: stopping at once");
+                    handle.stop_now();
+                }
+                libc::SIGTERM => log::debug!("SIGTERM again: already stopping"),
+                other => handle.signal(other),
+            }
+        }
+        if self.core.completion {
+            let _ = self.core.register_key(key, Interest::READABLE); // poll again
+        }
+    }
+
+    fn handle(&self) -> Handle {
+        Handle {
+            shared: self.core.shared.clone(),
+            waker: self.core.waker.clone(),
+            group: self.core.mesh.as_ref().map(|p| p.group.clone()),
+        }
+    }
+}
+
+/// A zeroed plain C struct.
+fn unsafe_zeroed<T: Copy>() -> T {
+    // SAFETY: only used for libc structs of integers, for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
 }
 
 /// Tells systemd (or whatever set `NOTIFY_SOCKET`) `state`, say `READY=1`.
@@ -73,7 +136,9 @@ impl Reactor {
     /// idle connections go, finish the busy ones, return from `run`); a
     /// second SIGINT stops at once; SIGHUP calls
     /// [`Handler::on_signal`](crate::Handler::on_signal). The signals are
-    /// caught on a thread of this crate's, for the rest of the process.
+    /// blocked in this thread and read from a `signalfd` by the loop (no
+    /// thread of its own); call it before starting threads that should not
+    /// take them.
     ///
     /// ```no_run
     /// let mut reactor = ioplex::Reactor::new(ioplex::Config::default())?;
@@ -82,7 +147,10 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
-        watch_signals(self.handle())
+        let fd = signal_fd().map_err(|e| super::context(e, "cannot catch signals"))?;
+        self.core
+            .insert(fd, Kind::Signals, Interest::READABLE, Flags::default())
+            .map(drop)
     }
 
     /// Serves a Unix domain socket at `path` (a socket file left there by

@@ -49,7 +49,6 @@ pub(crate) mod state;
 mod udp;
 
 pub use handle::Handle;
-pub(crate) use lifecycle::watch_signals;
 
 use crate::backend::{Event, Interest};
 use crate::config::Config;
@@ -210,6 +209,7 @@ impl Reactor {
             states: Vec::new(),
             events: Vec::with_capacity(1024),
             notes: Vec::new(),
+            signalled: false,
         };
         lp.run()
     }
@@ -228,6 +228,8 @@ pub(crate) struct Loop<'a, H: Handler> {
     events: Vec<Event>,
     /// Notifications taken from the handles, being delivered.
     notes: Vec<Note>,
+    /// A SIGTERM or SIGINT came: the next SIGINT stops at once.
+    signalled: bool,
 }
 
 /// `e` with `what` in front and its kind kept: one line a person can act on.

@@ -21,6 +21,8 @@ pub(crate) enum Kind {
     Listener,
     Udp,
     Conn(Conn),
+    /// A `signalfd`: the signals [`Reactor::stop_on_signals`](crate::Reactor::stop_on_signals) catches.
+    Signals,
 }
 
 impl Entry {

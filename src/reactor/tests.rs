@@ -38,6 +38,7 @@ fn an_event_for_a_closed_and_reused_slot_never_reaches_the_new_owner() {
         rbuf: vec![0; 4096],
         events: Vec::new(),
         notes: Vec::new(),
+        signalled: false,
     };
     let listener = 0;
     let _first = TcpStream::connect(addr).unwrap();
