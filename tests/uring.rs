@@ -333,6 +333,32 @@ fn system_calls_per_message_come_from_the_loops_own_counters() {
     server.stop();
 }
 
+/// The readiness side of the guide's table: a wait, a read and a write per
+/// burst, whether the burst is one message or sixteen.
+#[test]
+fn a_readiness_loop_makes_three_system_calls_per_burst() {
+    let server = Server::start(echo(), Config::default());
+    let mut c = server.connect();
+    round_trips(&mut c, 10, 1); // warm
+    for burst in [1, 16] {
+        let before = server.metrics.snapshot();
+        const BURSTS: usize = 500;
+        round_trips(&mut c, BURSTS, burst);
+        let m = server.metrics.clone();
+        wait_for(Duration::from_secs(5), || {
+            m.snapshot().writes - before.writes == BURSTS as u64
+        });
+        let d = server.metrics.snapshot().since(&before);
+        let calls = d.wakeups + d.reads + d.writes;
+        eprintln!(
+            "mio, {burst} in flight: {:.3} system calls per message",
+            calls as f64 / (BURSTS * burst) as f64
+        );
+        assert!(calls <= 3 * BURSTS as u64 + 5, "{burst} in flight: {d:?}");
+    }
+    server.stop();
+}
+
 #[test]
 fn a_reader_that_is_paused_and_resumed_loses_no_byte() {
     // Reading pauses at the high watermark with a receive already armed:
