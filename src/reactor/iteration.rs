@@ -185,6 +185,11 @@ impl<H: Handler> Loop<'_, H> {
             return;
         }
         let now = self.core.now();
+        // Timers set, none due (an idle timeout far away): one comparison.
+        let due = self.core.timers.next_due().is_some_and(|at| at <= now);
+        if !due && self.core.accept.resume.is_none() {
+            return;
+        }
         while let Some(due) = self.core.timers.pop_due(now) {
             match due {
                 Due::User(None, tag) => {
