@@ -124,6 +124,38 @@ impl Core {
     /// kernel reads the bytes later), and a send is started if none is in
     /// flight.
     pub(crate) fn send_queued(&mut self, id: ConnId, parts: &[&[u8]]) -> bool {
+        // The common case: nothing queued or in flight, a small reply. A
+        // pooled queue takes it and its send goes at once.
+        let high = self.cfg.output_high_water;
+        if let Some(e) = self.entries.get_mut(id.key()) {
+            if let Kind::Conn(c) = &mut e.kind {
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                let idle = c.out.is_none() && !e.io.has(Io::SEND) && !e.io.has(Io::POLL);
+                if e.generation == id.generation()
+                    && matches!(c.state, State::Open | State::Flushing)
+                    && idle
+                    && total > 0
+                    && total <= high
+                {
+                    let mut out = self.pool.take();
+                    for p in parts {
+                        out.push(p);
+                    }
+                    out.freeze();
+                    let (ptr, len) = (out.bytes().as_ptr(), out.bytes().len());
+                    c.out = Some(out);
+                    e.io.set(Io::SEND);
+                    self.queued_conns += 1;
+                    let fd = e.fd.as_raw_fd();
+                    if let Some(u) = self.poller.uring() {
+                        // SAFETY: as in start_send: the bytes are frozen in
+                        // the boxed queue the entry keeps until the completion.
+                        unsafe { u.send(fd, id.token(), ptr, len) };
+                    }
+                    return true;
+                }
+            }
+        }
         if !self.queue(id, parts, 0) {
             return false;
         }
@@ -181,7 +213,9 @@ impl<H: Handler> Loop<'_, H> {
             What::Sent { res } => self.sent(key, res),
             What::Ready(_) => self.polled(key),
         }
-        self.core.reap(key);
+        if self.core.retired > 0 {
+            self.core.reap(key);
+        }
     }
 
     /// A completion for an entry that is gone: what it holds goes back.
@@ -349,7 +383,25 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         out.consume(res as usize);
-        self.output_went(key);
+        if !out.is_empty() {
+            return self.output_went(key); // more to send
+        }
+        // All out (the common case): the queue goes back to the pool, the
+        // close goes on or the handler may send more.
+        if let Some(out) = c.out.take() {
+            self.core.pool.give(out);
+        }
+        self.core.queued_conns -= 1;
+        let state = c.state;
+        if e.flags.has(Flags::OUTPUT_FULL) {
+            e.flags.clear(Flags::OUTPUT_FULL);
+            self.core.push_ready(key); // to arm the receive again
+        }
+        match state {
+            State::Flushing => self.core.finish_flush(key),
+            State::Open => self.drained(key),
+            _ => {}
+        }
     }
 
     /// Output went out (a send completed, or a file went on): the next
