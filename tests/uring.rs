@@ -128,10 +128,16 @@ fn an_empty_buffer_ring_loses_no_byte_and_is_counted() {
     let mut clients: Vec<TcpStream> = (0..40).map(|_| server.connect()).collect();
     let m = server.metrics.clone();
     assert!(wait_for(Duration::from_secs(10), || m.snapshot().accepted == 40));
+    // The loop sleeps on `hold` while all forty send: their receives then
+    // complete in one batch, two buffers for forty of them.
+    let mut first = server.connect();
+    first.write_all(b"hold").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
     let block = |i: usize| -> Vec<u8> { (0..8192).map(|j| (i * 7 + j) as u8).collect() };
     for (i, c) in clients.iter_mut().enumerate() {
         c.write_all(&block(i)).unwrap();
     }
+    assert_eq!(read_n(&mut first, 4), b"hold");
     for (i, c) in clients.iter_mut().enumerate() {
         assert_eq!(read_n(c, 8192), block(i), "client {i}");
     }
