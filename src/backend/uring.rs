@@ -16,6 +16,7 @@
 //! A completion's `user_data` is its entry's token with the operation in
 //! bits 24..32 (where a token keeps its loop index: one ring serves one loop).
 
+use super::bufring::{BGID, BufRing};
 use super::{Driver, Event, Interest, Ready, Source, Trigger, Waker, What};
 use crate::config::Config;
 use crate::metrics::{Metrics, add};
@@ -43,8 +44,6 @@ enum Op {
 
 const OP_SHIFT: u32 = 24;
 const OP_MASK: u64 = 0xff << OP_SHIFT;
-/// The loop's one buffer group.
-const BGID: u16 = 0;
 
 fn user_data(token: u64, op: Op) -> u64 {
     (token & !OP_MASK) | (u64::from(op as u8) << OP_SHIFT)
@@ -395,103 +394,3 @@ impl Drop for UringDriver {
         let _ = self.ring.submitter().unregister_buf_ring(BGID);
     }
 }
-
-/// The provided buffer ring: `entries` buffers of `size` bytes, the ring
-/// of their ids the kernel takes from, and the tail only we move.
-struct BufRing {
-    ring: *mut types::BufRingEntry,
-    entries: u16,
-    tail: u16,
-    data: *mut u8,
-    size: usize,
-}
-
-/// An anonymous private mapping of `len` bytes, page-aligned and zeroed.
-fn map(len: usize) -> io::Result<*mut u8> {
-    // SAFETY: a fresh anonymous mapping; nothing else refers to it.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(p.cast())
-}
-
-impl BufRing {
-    fn new(count: usize, size: usize) -> io::Result<BufRing> {
-        let entries = count.clamp(1, 32768).next_power_of_two() as u16;
-        let size = size.max(64);
-        let ring = map(usize::from(entries) * std::mem::size_of::<types::BufRingEntry>())?;
-        let data = match map(usize::from(entries) * size) {
-            Ok(d) => d,
-            Err(e) => {
-                // SAFETY: `ring` was just mapped with this length.
-                unsafe { libc::munmap(ring.cast(), usize::from(entries) * 16) };
-                return Err(e);
-            }
-        };
-        let mut b = BufRing {
-            ring: ring.cast(),
-            entries,
-            tail: 0,
-            data,
-            size,
-        };
-        for bid in 0..entries {
-            b.give(bid);
-        }
-        Ok(b)
-    }
-
-    fn at(&self, bid: u16) -> *const u8 {
-        // SAFETY: `bid` < entries, so the offset stays inside the mapping.
-        unsafe { self.data.add(usize::from(bid) * self.size) }
-    }
-
-    /// Puts buffer `bid` at the ring's tail and publishes the tail.
-    fn give(&mut self, bid: u16) {
-        let mask = self.entries - 1;
-        // SAFETY: the index is masked into the ring; only we write entries
-        // past the kernel's head, and the tail store below publishes it.
-        unsafe {
-            let e = &mut *self.ring.add(usize::from(self.tail & mask));
-            e.set_addr(self.at(bid) as u64);
-            e.set_len(self.size as u32);
-            e.set_bid(bid);
-            self.tail = self.tail.wrapping_add(1);
-            let tail = types::BufRingEntry::tail(self.ring) as *const std::sync::atomic::AtomicU16;
-            (*tail).store(self.tail, std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// Forgets the mappings instead of unmapping them (the kernel may still use them).
-    fn leak(&mut self) {
-        self.ring = std::ptr::null_mut();
-        self.data = std::ptr::null_mut();
-    }
-}
-
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        let entries = usize::from(self.entries);
-        if !self.ring.is_null() {
-            // SAFETY: mapped in `new` with this length; unregistered or leaked by now.
-            unsafe { libc::munmap(self.ring.cast(), entries * 16) };
-        }
-        if !self.data.is_null() {
-            // SAFETY: as above.
-            unsafe { libc::munmap(self.data.cast(), entries * self.size) };
-        }
-    }
-}
-
-// SAFETY: the raw pointers are mappings owned by the BufRing alone.
-unsafe impl Send for BufRing {}

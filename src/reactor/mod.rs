@@ -36,6 +36,7 @@ mod close;
 mod complete;
 pub(crate) mod core;
 mod drain;
+mod group;
 pub(crate) mod handle;
 mod input;
 mod interest;
