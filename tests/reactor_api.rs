@@ -139,12 +139,14 @@ fn closing_while_the_client_still_sends_delivers_the_whole_last_reply() {
     }
 }
 
-#[test]
-fn past_max_connections_a_client_gets_one_error_line_and_the_others_are_untouched() {
-    let config = Config {
-        max_connections: 2,
-        ..Config::default()
-    };
+/// A `LineLengths` server under `config` with two clients it answered.
+fn two_served(
+    config: Config,
+) -> (
+    Server<LineLengths>,
+    std::net::TcpStream,
+    std::net::TcpStream,
+) {
     let server = Server::start(LineLengths, config);
     let mut a = server.connect();
     let mut b = server.connect();
@@ -152,6 +154,16 @@ fn past_max_connections_a_client_gets_one_error_line_and_the_others_are_untouche
     b.write_all(b"bb\n").unwrap();
     assert_eq!(read_n(&mut a, 2), b"1\n");
     assert_eq!(read_n(&mut b, 2), b"2\n");
+    (server, a, b)
+}
+
+#[test]
+fn past_max_connections_a_client_gets_one_error_line_and_the_others_are_untouched() {
+    let config = Config {
+        max_connections: 2,
+        ..Config::default()
+    };
+    let (server, mut a, mut b) = two_served(config);
     let mut c = server.connect();
     assert_eq!(
         read_to_eof(&mut c),
@@ -520,13 +532,7 @@ fn past_max_connections_per_ip_that_address_is_turned_away_and_others_are_served
         max_connections_per_ip: Some(2),
         ..Config::default()
     };
-    let server = Server::start(LineLengths, config);
-    let mut a = server.connect();
-    let mut b = server.connect();
-    a.write_all(b"a\n").unwrap();
-    b.write_all(b"bb\n").unwrap();
-    assert_eq!(read_n(&mut a, 2), b"1\n");
-    assert_eq!(read_n(&mut b, 2), b"2\n");
+    let (server, mut a, mut b) = two_served(config);
     let mut third = server.connect();
     assert_eq!(
         read_to_eof(&mut third),
