@@ -163,7 +163,7 @@ fn past_max_connections_a_client_gets_one_error_line_and_the_others_are_untouche
         max_connections: 2,
         ..Config::default()
     };
-    let (server, mut a, mut b) = two_served(config);
+    let (server, mut a, b) = two_served(config);
     let mut c = server.connect();
     assert_eq!(
         read_to_eof(&mut c),
@@ -532,7 +532,7 @@ fn past_max_connections_per_ip_that_address_is_turned_away_and_others_are_served
         max_connections_per_ip: Some(2),
         ..Config::default()
     };
-    let (server, mut a, mut b) = two_served(config);
+    let (server, _a, b) = two_served(config);
     let mut third = server.connect();
     assert_eq!(
         read_to_eof(&mut third),
