@@ -15,7 +15,7 @@
 //! debug level only.
 
 use super::Loop;
-use super::state::{Flags, Kept, Kind};
+use super::state::{Flags, Kept};
 use crate::handler::Handler;
 use crate::metrics::add;
 use crate::peer::Peer;
@@ -144,12 +144,13 @@ impl<H: Handler> Loop<'_, H> {
         };
         e.flags.clear(Flags::PROXY);
         let fd = std::os::fd::AsRawFd::as_raw_fd(&e.fd);
-        if let Kind::Conn(c) = &mut e.kind {
-            c.peer = Some(Box::new(peer));
+        let kept = core.keep_peer(peer);
+        if let Some((_, c)) = core.conn_at(key) {
+            c.peer = Some(kept);
         }
         if !core.admit_ip(fd, peer) {
-            if let Some((_, c)) = core.conn_at(key) {
-                c.peer = None; // never counted
+            if let Some(b) = core.conn_at(key).and_then(|(_, c)| c.peer.take()) {
+                core.spare_peer(b); // never counted
             }
             core.begin_close(key, crate::action::CloseReason::Closed);
             return false;
