@@ -12,7 +12,9 @@
 //! `proxy_timeout`, closes the connection with a log line and a counter
 //! (`proxy_errors`); the handler never hears of it. A connection that goes
 //! away before any header (a health check ending with RST) is routine:
-//! debug level only.
+//! debug level only. A header that completes during a graceful stop
+//! (accepted from the queue then, or incomplete when it began) gets what
+//! came with it answered, then the close every connection gets.
 
 use super::Loop;
 use super::state::{Flags, Kept};
@@ -130,6 +132,11 @@ impl<H: Handler> Loop<'_, H> {
                 let rest = &buf[len.min(buf.len())..];
                 if !rest.is_empty() && self.states[key].is_some() {
                     self.deliver(key, id, rest, None);
+                }
+                if self.core.stopping.is_some() {
+                    // Its header came during a stop: what came with it is
+                    // answered (a partial request finished), then it closes.
+                    self.core.stop_conn(key);
                 }
             }
         }
