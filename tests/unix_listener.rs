@@ -12,9 +12,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// What `on_connect` heard, and what `Ctx::peer` said then.
+type Seen = (Peer, Option<Peer>);
+
 /// Records each peer, then echoes.
 #[derive(Clone, Default)]
-struct Peers(Arc<Mutex<Vec<(Peer, Option<Peer>)>>>);
+struct Peers(Arc<Mutex<Vec<Seen>>>);
 
 impl Handler for Peers {
     type Conn = ();
