@@ -36,6 +36,8 @@ struct Args {
     /// loopback by default here, so a first run is not open to the network).
     #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Greets, then answers every chunk with `Echo: ` + the chunk.
@@ -63,13 +65,9 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> std::io::Result<()> {
     // A person at telnet may pause: 5 minutes.
-    let mut reactor = Reactor::new(support::limited(
-        Config::default(),
-        Duration::from_secs(300),
-        64,
-    ))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
-    log::info!("Server is listening on {addr}...");
+    let config = support::limited(Config::default(), Duration::from_secs(300), 64);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    let bound = support::listen(&mut reactor, &args.addr, &args.deploy)?;
+    log::info!("Server is listening on {}...", bound[0]);
     reactor.run(&mut CsEcho)
 }

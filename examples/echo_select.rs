@@ -37,6 +37,7 @@
 //! RUST_LOG=debug cargo run --example echo_select       # see the counts
 //! cargo run --example echo_select -- --metrics 127.0.0.1:9100   # then: curl 127.0.0.1:9100/metrics
 //! cargo run --release --example echo_select -- --threads 2 --pin
+//! cargo run --example echo_select -- --unix /tmp/echo.sock   # then: nc -U /tmp/echo.sock
 //! ```
 
 #[path = "support/mod.rs"]
@@ -68,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 64, value_name = "N")]
     max_per_ip: usize,
     /// Also serve the loop's counters for Prometheus at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
     metrics: Option<String>,
     /// Event loops, one per thread, each on its own backend (1: the notes' one loop).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
@@ -76,6 +77,8 @@ struct Args {
     /// Pin each loop's thread to a CPU of its own.
     #[arg(long)]
     pin: bool,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Answers every chunk of at most 1024 bytes with `response:` + the chunk.
@@ -123,11 +126,14 @@ fn main() -> ExitCode {
 fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
     let idle = Duration::from_secs(args.idle_timeout);
     let config = support::limited(config(backend), idle, args.max_per_ip);
-    let mut server = Server::new(config, args.threads)?;
+    let mut server = Server::new(args.deploy.config(config), args.threads)?;
     server.pin(args.pin);
-    let addr = server.listen(&args.addr)?;
-    println!("listening on {addr}");
-    log::info!("echo_select on {addr} ({backend}, {} loops)", args.threads);
+    let bound = support::listen(&mut server, &args.addr, &args.deploy)?;
+    log::info!(
+        "echo_select on {} ({backend}, {} loops)",
+        bound[0],
+        args.threads
+    );
     let Some(metrics) = &args.metrics else {
         return server.run(|_| SelectEcho);
     };

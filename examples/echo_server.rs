@@ -35,6 +35,8 @@ struct Args {
     /// Address to listen on (the notes: `''`, every interface, port 50007).
     #[arg(long, default_value = "127.0.0.1:50007")]
     addr: String,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Answers every chunk with `Echo=>` + the chunk.
@@ -60,8 +62,8 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> std::io::Result<()> {
     let idle = Duration::from_secs(300); // a person at nc may pause
-    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let config = support::limited(Config::default(), idle, 64);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Echo)
 }

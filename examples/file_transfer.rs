@@ -18,6 +18,9 @@
 //!   downloads (past it: `{"error": ...}` and a close). There is no idle
 //!   timeout on input: the notes' client never sends a byte.
 //! - **`bind(('192.168.1.2', 5566))`**: here 127.0.0.1 by default.
+//! - **A new file** meant a restart: here SIGHUP reads `--file` again (new
+//!   clients get it; downloads under way finish the old one), and a
+//!   graceful stop (SIGTERM) lets downloads under way finish.
 //!
 //! Try it:
 //! ```text
@@ -26,8 +29,12 @@
 //! ```
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+#[path = "support/mod.rs"]
+mod support;
+
 use clap::Parser;
 use ioplex::{Action, Config, Ctx, Handler, Peer, Reactor};
+use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -53,18 +60,21 @@ struct Args {
     /// Downloads one peer address may hold at once.
     #[arg(long, default_value_t = 8)]
     max_per_ip: usize,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Hands every client the same encoded document.
 struct FileTransfer {
+    args: Args,
     doc: Rc<[u8]>,
     stall: Duration,
 }
 
-/// A download: bytes of the document queued so far, and what was still
+/// A download: its document, bytes of it queued so far, and what was still
 /// queued at the last stall check (no change in a whole period: stalled).
-#[derive(Default)]
 struct Download {
+    doc: Rc<[u8]>,
     sent: usize,
     seen: Option<(usize, usize)>,
 }
@@ -74,16 +84,19 @@ impl FileTransfer {
     /// brings an `on_drain` once written: more then.
     fn pump(&self, ctx: &mut Ctx<'_>, d: &mut Download) {
         let id = ctx.id();
-        while d.sent < self.doc.len() && ctx.queued(id) < QUEUE_TARGET {
-            let end = (d.sent + CHUNK).min(self.doc.len());
-            if !ctx.send(&self.doc[d.sent..end]) {
+        while d.sent < d.doc.len() && ctx.queued(id) < QUEUE_TARGET {
+            let end = (d.sent + CHUNK).min(d.doc.len());
+            if !ctx.send(&d.doc[d.sent..end]) {
                 return; // the client is gone
             }
             d.sent = end;
         }
         // Closed once all is written (the stall timer watches until then):
-        // the flush deadline of a close would cut a slow reader off.
-        if d.sent == self.doc.len() && ctx.queued(id) == 0 {
+        // the flush deadline of a close would cut a slow reader off. Till
+        // then it is busy: a graceful stop lets it finish.
+        let done = d.sent == d.doc.len() && ctx.queued(id) == 0;
+        ctx.set_busy(id, !done);
+        if done {
             ctx.close(id);
         }
     }
@@ -94,7 +107,8 @@ impl Handler for FileTransfer {
 
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Download {
         log::info!("{}: {peer} connected", ctx.id());
-        let mut d = Download::default();
+        let (doc, sent, seen) = (self.doc.clone(), 0, None);
+        let mut d = Download { doc, sent, seen };
         self.pump(ctx, &mut d);
         ctx.set_timer(self.stall, 0);
         d
@@ -125,52 +139,53 @@ impl Handler for FileTransfer {
         ctx.set_timer(self.stall, 0);
         Action::Continue
     }
+
+    /// SIGHUP: `--file` again, for the clients that come next (on an
+    /// error the old document stays).
+    fn on_signal(&mut self, _: &mut Ctx<'_>, signal: i32) {
+        log::info!(
+            "signal {signal}: reading {} again",
+            self.args.file.display()
+        );
+        match load(&self.args) {
+            Ok(doc) => self.doc = doc,
+            Err(e) => log::warn!("signal {signal}: kept the old document: {e}"),
+        }
+    }
 }
 
-fn serve(args: Args) -> std::io::Result<()> {
-    let what = |e: std::io::Error| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot read {}: {e}", args.file.display()),
-        )
-    };
+/// `--file` as the JSON document every client gets (checked against `--max-size`).
+fn load(args: &Args) -> io::Result<Rc<[u8]>> {
+    let file = args.file.display();
+    let what = |e: io::Error| io::Error::new(e.kind(), format!("cannot read {file}: {e}"));
     let size = std::fs::metadata(&args.file).map_err(what)?.len();
     if size > args.max_size {
-        let msg = format!("{} is {size} bytes, over --max-size", args.file.display());
-        return Err(std::io::Error::other(msg));
+        let msg = format!("{file} is {size} bytes, over --max-size");
+        return Err(io::Error::other(msg));
     }
+    let data = std::fs::read(&args.file).map_err(what)?;
     let name = args.file.file_name().unwrap_or_default().to_string_lossy();
-    let data = STANDARD.encode(std::fs::read(&args.file).map_err(what)?);
-    let doc = serde_json::json!({ "filename": name, "filedata": data }).to_string();
+    let doc = serde_json::json!({ "filename": name, "filedata": STANDARD.encode(data) });
+    let doc = doc.to_string();
+    log::info!("serving {file} ({size} bytes, {} as JSON)", doc.len());
+    Ok(Rc::from(doc.into_bytes()))
+}
+
+fn serve(args: Args) -> io::Result<()> {
+    let doc = load(&args)?;
     let busy = serde_json::json!({ "error": "too many downloads, from your address or in all" });
     let config = Config {
         max_connections_per_ip: Some(args.max_per_ip),
         busy_message: busy.to_string().into_bytes(),
-        ..Config::default()
+        ..args.deploy.config(Config::default())
     };
     let mut reactor = Reactor::new(config)?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
-    log::info!(
-        "serving {} ({size} bytes, {} as JSON)",
-        args.file.display(),
-        doc.len()
-    );
-    let (doc, stall) = (
-        Rc::from(doc.into_bytes()),
-        Duration::from_millis(args.stall_timeout_ms),
-    );
-    reactor.run(&mut FileTransfer { doc, stall })
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
+    let stall = Duration::from_millis(args.stall_timeout_ms);
+    reactor.run(&mut FileTransfer { args, doc, stall })
 }
 
-fn main() {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    if let Err(e) = serve(Args::parse()) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+fn main() -> std::process::ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
 }

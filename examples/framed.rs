@@ -48,6 +48,8 @@ struct Args {
     /// Be a client: send these requests, print the replies.
     #[arg(long, num_args = 1..)]
     client: Option<Vec<String>>,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Answers every request frame with a reply frame.
@@ -117,9 +119,8 @@ fn run(args: Args) -> std::io::Result<()> {
         max_input: args.max_frame + LengthPrefixed::HEADER,
         ..support::limited(Config::default(), Duration::from_secs(30), 64)
     };
-    let mut reactor = Reactor::new(config)?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Framed {
         repeat: args.repeat,
         max_frame: args.max_frame,

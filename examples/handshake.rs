@@ -50,6 +50,8 @@ struct Args {
     /// How many times a reply repeats the request.
     #[arg(long, default_value_t = 100)]
     repeat: usize,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// One client: its codec and the reply announced but not sent yet.
@@ -125,9 +127,9 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> std::io::Result<()> {
     let idle = Duration::from_secs(30); // its clients are programs
-    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let config = support::limited(Config::default(), idle, 64);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Announce {
         repeat: args.repeat,
     })

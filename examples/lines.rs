@@ -44,6 +44,8 @@ struct Args {
     /// Longest line accepted, terminator excluded.
     #[arg(long, default_value_t = 1024)]
     max_line: usize,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Repeats every line.
@@ -83,9 +85,8 @@ fn serve(args: Args) -> std::io::Result<()> {
         max_input: args.max_line + 2,
         ..support::limited(Config::default(), idle, 64)
     };
-    let mut reactor = Reactor::new(config)?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Repeat {
         max_line: args.max_line,
     })

@@ -53,8 +53,10 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8009")]
     addr: String,
     /// One thread per client instead of the reactor.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["proxy_protocol", "unix"])]
     threads: bool,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// What a handler sees of its client (Python's `self.request` and `self.client_address`).
@@ -188,8 +190,8 @@ fn serve(args: Args) -> std::io::Result<()> {
         serve_threads(listener, MyServer::default);
         return Ok(());
     }
-    let mut reactor = Reactor::new(support::limited(Config::default(), IDLE, PER_IP))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let config = support::limited(Config::default(), IDLE, PER_IP);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut ReactorServer(MyServer::default))
 }

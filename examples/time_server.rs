@@ -36,6 +36,8 @@ struct Args {
     /// Address to listen on (the notes: the host name, port 9999).
     #[arg(long, default_value = "127.0.0.1:9999")]
     addr: String,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Sends the time, then closes.
@@ -87,8 +89,8 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> std::io::Result<()> {
     let idle = Duration::from_secs(10);
-    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let config = support::limited(Config::default(), idle, 64);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut TimeServer)
 }

@@ -41,6 +41,8 @@ struct Args {
     /// Close a client that sends nothing for this many milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Answers the first message and closes.
@@ -76,8 +78,8 @@ fn main() -> ExitCode {
 
 fn serve(args: Args) -> std::io::Result<()> {
     let idle = Duration::from_millis(args.timeout_ms); // the notes' settimeout(5)
-    let mut reactor = Reactor::new(support::limited(Config::default(), idle, 64))?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let config = support::limited(Config::default(), idle, 64);
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Gate)
 }

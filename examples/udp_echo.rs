@@ -61,6 +61,7 @@ fn main() -> ExitCode {
 fn serve(args: Args) -> std::io::Result<()> {
     let mut reactor = Reactor::new(Config::default())?;
     let addr = reactor.bind_udp(&args.addr)?;
+    reactor.stop_on_signals()?; // SIGTERM, SIGINT: stop
     println!("listening on {addr}");
     reactor.run(&mut UdpOk)
 }

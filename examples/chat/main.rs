@@ -32,6 +32,8 @@
 //! ```
 
 mod room;
+#[path = "../support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use ioplex::codec::{Codec, Lines};
@@ -61,6 +63,8 @@ pub struct Args {
     /// Close a member that sends nothing for this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub idle_timeout_s: u64,
+    #[command(flatten)]
+    pub deploy: support::Deploy,
 }
 
 impl Handler for Chat {
@@ -148,21 +152,14 @@ fn serve(args: Args) -> std::io::Result<()> {
         max_connections_per_ip: Some(args.max_per_ip),
         busy_message: b"* the room is full, or your address has too many members in it\n".to_vec(),
         idle_timeout: Some(Duration::from_secs(args.idle_timeout_s)),
-        ..Config::default()
+        ..args.deploy.config(Config::default())
     };
     let mut reactor = Reactor::new(config)?;
-    println!("listening on {}", reactor.listen(&args.addr)?);
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     reactor.run(&mut Chat::new(args))
 }
 
-fn main() {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    if let Err(e) = serve(Args::parse()) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+fn main() -> std::process::ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
 }

@@ -19,7 +19,8 @@
 //!   two lengths or a body on GET/HEAD are 400 and a close.
 //! - **Big files** go out 64 KiB at a time from `on_drain` (`body.rs`); while a
 //!   body goes out, reading pauses (`server.rs`), so input waiting behind it
-//!   stays in the kernel, not in memory.
+//!   stays in the kernel, not in memory, and the connection is busy: a
+//!   graceful stop (SIGTERM) lets the body finish.
 //!
 //! Time and connection limits, each a flag:
 //! - `--idle-timeout` (15 s): a connection waiting for its next request, or for
@@ -59,6 +60,8 @@ mod request;
 mod resolve;
 mod response;
 mod server;
+#[path = "../support/mod.rs"]
+mod support;
 
 use clap::Parser;
 use ioplex::{Backend, Config, Server};
@@ -107,6 +110,8 @@ struct Args {
     /// Pin each loop's thread to a CPU of its own.
     #[arg(long)]
     pin: bool,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 fn main() -> ExitCode {
@@ -146,13 +151,12 @@ fn run(args: Args) -> Result<(), String> {
         max_connections: args.max_connections,
         max_connections_per_ip: (args.max_per_ip > 0).then_some(args.max_per_ip),
         busy_message: response::busy(),
-        ..Config::default()
+        ..args.deploy.config(Config::default())
     };
     let mut server =
         Server::new(config, args.threads).map_err(|e| format!("cannot start the loop: {e}"))?;
     server.pin(args.pin);
-    let addr = server.listen(&args.addr).map_err(|e| e.to_string())?;
-    println!("listening on {addr}");
+    support::listen(&mut server, &args.addr, &args.deploy).map_err(|e| e.to_string())?;
     let root = Arc::new(root);
     server
         .run(|_| Web {

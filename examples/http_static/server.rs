@@ -99,6 +99,7 @@ impl Web {
             Some(Pumped::Later) => {}
             Some(Pumped::Aborted) => c.closing = true,
         }
+        ctx.set_busy(ctx.id(), c.body.is_some() && !c.closing); // a stop waits for it
         c.body.is_none() && !c.closing
     }
 
@@ -174,9 +175,7 @@ impl Handler for Web {
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, c: &mut Conn, tag: u64) -> Action {
         match tag {
-            STALL => {
-                self.pump(ctx, c, Sending::look); // never done: it only looks
-            }
+            STALL => drop(self.pump(ctx, c, Sending::look)), // never done: it only looks
             YIELD => {
                 c.yielded = false;
                 ctx.resume_reading(ctx.id());

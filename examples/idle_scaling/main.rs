@@ -91,6 +91,7 @@ pub fn serve(backend: Backend, addr: &str) -> io::Result<()> {
         ..Config::default()
     })?;
     println!("listening on {}", reactor.listen(addr)?);
+    reactor.stop_on_signals()?;
     reactor.run(&mut Probe)
 }
 

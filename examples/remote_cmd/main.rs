@@ -30,6 +30,8 @@
 mod child;
 mod client;
 mod pool;
+#[path = "../support/mod.rs"]
+mod support;
 
 use child::{Reply, frame};
 use clap::Parser;
@@ -60,6 +62,8 @@ struct Args {
     /// Close a client that sends nothing for this many milliseconds.
     #[arg(long, default_value_t = 60_000)]
     idle_timeout_ms: u64,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 /// Runs request lines on worker threads; answers each with one frame, in order.
@@ -70,11 +74,14 @@ struct RemoteCmd {
 }
 
 impl RemoteCmd {
-    /// Takes `id`'s next lines (see [`Client::pump`]).
+    /// Takes `id`'s next lines (see [`Client::pump`]). While a command
+    /// runs or a line is partly in, `id` is busy: a graceful stop waits
+    /// for its answer.
     fn pump(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
         let timeout = Duration::from_millis(self.args.timeout_ms);
         if let Some(c) = self.clients.get_mut(&id) {
             c.pump(ctx, id, &mut self.pool, timeout);
+            ctx.set_busy(id, c.busy || !c.pending.is_empty());
         }
     }
 }
@@ -151,10 +158,15 @@ fn serve(args: Args) -> std::io::Result<()> {
         idle_timeout: Some(Duration::from_millis(args.idle_timeout_ms)),
         max_connections_per_ip: Some(args.max_per_ip),
         busy_message: frame(Err(busy.into())),
-        ..Config::default()
+        ..args.deploy.config(Config::default())
     };
     let mut reactor = Reactor::new(config)?;
-    println!("listening on {}", reactor.listen(args.addr)?);
+    let addr = args.addr.to_string();
+    for l in support::listen(&mut reactor, &addr, &args.deploy)? {
+        if let support::deploy::Listening::Tcp(a) = l {
+            refuse_unless_loopback(a); // an inherited listener
+        }
+    }
     let pool = pool::Pool::new(args.max_running, reactor.handle());
     let clients = HashMap::new();
     reactor.run(&mut RemoteCmd {
@@ -164,20 +176,17 @@ fn serve(args: Args) -> std::io::Result<()> {
     })
 }
 
-fn main() {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    if !args.addr.ip().is_loopback() {
-        let addr = args.addr;
+/// Commands are served on loopback only: any other address is refused.
+fn refuse_unless_loopback(addr: SocketAddr) {
+    if !addr.ip().is_loopback() {
         eprintln!("error: refusing to serve commands on {addr}: loopback only");
         std::process::exit(2);
     }
-    if let Err(e) = serve(args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+}
+
+fn main() -> std::process::ExitCode {
+    support::logger();
+    let args = Args::parse();
+    refuse_unless_loopback(args.addr);
+    support::exit(serve(args))
 }

@@ -22,7 +22,9 @@
 //! cargo run --release --example resp             # 127.0.0.1:6380
 //! redis-cli -p 6380 ping
 //! redis-benchmark -p 6380 -t ping,set,get -n 100000 -c 50 -P 16
+//! cargo run --release --example resp -- --unix /tmp/resp.sock   # redis-cli -s /tmp/resp.sock
 //! ```
+//! Behind HAProxy (`--proxy-protocol`, a rolling restart): `docs/deploy.md`.
 
 mod collections;
 mod commands;
@@ -34,6 +36,8 @@ mod parser;
 mod reply;
 mod set;
 mod store;
+#[path = "../support/mod.rs"]
+mod support;
 
 use clap::Parser as _;
 use commands::{Call, Client};
@@ -66,6 +70,8 @@ struct Args {
     /// Event-loop backend: mio, epoll, poll, select or uring.
     #[arg(long, default_value = "mio")]
     backend: String,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 struct Resp {
@@ -173,9 +179,8 @@ fn run(args: Args) -> std::io::Result<()> {
         max_output: args.max_output,
         ..Config::default()
     };
-    let mut reactor = Reactor::new(config)?;
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    let mut reactor = Reactor::new(args.deploy.config(config))?;
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     let mut server = Resp {
         db: Store::new(),
         out: Vec::new(),
@@ -185,14 +190,7 @@ fn run(args: Args) -> std::io::Result<()> {
     reactor.run(&mut server)
 }
 
-fn main() {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("resp: {e}");
-        std::process::exit(1);
-    }
+fn main() -> std::process::ExitCode {
+    support::logger();
+    support::exit(run(Args::parse()))
 }

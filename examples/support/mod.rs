@@ -1,9 +1,14 @@
 //! What the examples share: the logger, errors a person can act on, log
-//! lines that stay text, and the `--metrics` responder ([`metrics_http`]).
+//! lines that stay text, the `--metrics` responder ([`metrics_http`]), and
+//! the flags and signals of a server behind a balancer ([`deploy`]).
 //! An example takes it with `#[path = "support/mod.rs"] mod support;`.
 #![allow(dead_code)] // each example uses its own part
 
+pub mod deploy;
 pub mod metrics_http;
+
+#[allow(unused_imports)] // each example uses its own part
+pub use deploy::{Deploy, listen};
 
 use ioplex::Config;
 use std::fmt::Display;

@@ -36,6 +36,8 @@ mod hash;
 mod pool;
 mod session;
 mod store;
+#[path = "../support/mod.rs"]
+mod support;
 mod work;
 
 use clap::Parser;
@@ -76,6 +78,8 @@ pub struct Args {
     /// Close a client that sends nothing for this many milliseconds.
     #[arg(long, default_value_t = 120_000)]
     idle_timeout_ms: u64,
+    #[command(flatten)]
+    deploy: support::Deploy,
 }
 
 fn serve(args: Args) -> std::io::Result<()> {
@@ -90,12 +94,11 @@ fn serve(args: Args) -> std::io::Result<()> {
         idle_timeout: Some(Duration::from_millis(args.idle_timeout_ms)),
         max_connections_per_ip: Some(args.max_per_ip),
         busy_message: b"error: too many connections, from your address or in all\n".to_vec(),
-        ..Default::default()
+        ..args.deploy.config(Default::default())
     };
     let mut reactor = ioplex::Reactor::new(config)?;
     let pool = pool::Pool::new(args.workers, reactor.handle());
-    let addr = reactor.listen(&args.addr)?;
-    println!("listening on {addr}");
+    support::listen(&mut reactor, &args.addr, &args.deploy)?;
     let (conns, waits, quota) = (HashMap::new(), HashMap::new(), args.quota);
     reactor.run(&mut session::Upload {
         files,
@@ -107,14 +110,7 @@ fn serve(args: Args) -> std::io::Result<()> {
     })
 }
 
-fn main() {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    if let Err(e) = serve(Args::parse()) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+fn main() -> std::process::ExitCode {
+    support::logger();
+    support::exit(serve(Args::parse()))
 }

@@ -166,7 +166,7 @@ impl Handler for Upload {
     fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
         let id = ctx.id();
         if let Some(mut c) = self.conns.remove(&id) {
-            self.feed(ctx, id, &mut c, data);
+            self.take(ctx, id, &mut c, data);
             self.conns.insert(id, c);
         }
         Action::Continue

@@ -26,6 +26,15 @@ pub enum Wait {
 pub type Work = Box<dyn FnOnce() -> Done + Send>;
 
 impl Upload {
+    /// [`Upload::feed`], then tells the loop whether `id` is mid-request
+    /// (work with the pool, a body due, a command partly in): a graceful
+    /// stop closes it only once it is answered.
+    pub fn take(&mut self, ctx: &mut Ctx<'_>, id: ConnId, c: &mut Conn, data: &[u8]) {
+        self.feed(ctx, id, c, data);
+        let busy = c.body.is_some() || !c.buf.is_empty() || self.waits.contains_key(&id);
+        ctx.set_busy(id, busy);
+    }
+
     /// Once the whole body is held: checked against its hash on a worker, or
     /// (no hash named) moved into place now; `ok SIZE` when it is kept.
     pub fn complete(&mut self, ctx: &mut Ctx<'_>, id: ConnId, c: &mut Conn) {
@@ -103,7 +112,7 @@ impl Upload {
         };
         self.settle(wait, &line);
         reply(ctx, id, &line);
-        self.feed(ctx, id, c, &[]); // commands that arrived meanwhile
+        self.take(ctx, id, c, &[]); // commands that arrived meanwhile
     }
 
     /// Tells the limits and the file table how a piece of work ended.

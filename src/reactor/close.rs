@@ -205,6 +205,7 @@ impl<H: Handler> Loop<'_, H> {
             }
             if let Some(peer) = peer {
                 core.forget_peer(peer.ip());
+                core.spare_peer(peer);
             }
             core.conns -= 1;
             add(&core.metrics.closed, 1);

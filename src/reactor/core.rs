@@ -83,6 +83,10 @@ pub(crate) struct AcceptState {
     pub(crate) exhausted: bool,
     /// Connections per peer address, kept while `max_connections_per_ip` is set.
     pub(crate) per_ip: HashMap<IpAddr, u32>,
+    /// Boxes for the peer addresses connections keep (`Conn::peer`), from
+    /// closed ones: a PROXY header or a counted client allocates nothing.
+    #[allow(clippy::vec_box)] // the boxes themselves are what is kept
+    pub(crate) spare_peers: Vec<Box<std::net::SocketAddr>>,
     /// At a stop: until when the listeners let begun handshakes complete.
     pub(crate) drain: Option<u64>,
 }

@@ -178,28 +178,24 @@ impl Reactor {
     /// there are none.
     pub fn listen_inherited(&mut self) -> io::Result<usize> {
         let mut fds = listenfd::ListenFd::from_env();
-        let mut n = 0;
         for i in 0..fds.len() {
             let what = || format!("inherited listener {i} (fd {})", i + 3);
-            if let Some(l) = fds
-                .take_tcp_listener(i)
-                .map_err(|e| super::context(e, &what()))?
-            {
-                self.add_listener(l)?;
-            } else if let Some(l) = fds
-                .take_unix_listener(i)
-                .map_err(|e| super::context(e, &what()))?
-            {
-                self.add_unix_listener(l)?;
+            // listenfd refuses (and leaves in place) a socket of another
+            // kind than asked: TCP first, then Unix.
+            if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+                self.add_listener(l)
+                    .map_err(|e| super::context(e, &what()))?;
+            } else if let Ok(Some(l)) = fds.take_unix_listener(i) {
+                self.add_unix_listener(l)
+                    .map_err(|e| super::context(e, &what()))?;
             } else {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("{}: not a TCP or Unix stream listener", what()),
                 ));
             }
-            n += 1;
         }
-        Ok(n)
+        Ok(fds.len())
     }
 
     pub(crate) fn add_listener_fd(&mut self, fd: OwnedFd) -> io::Result<()> {

@@ -12,10 +12,12 @@
 //! `proxy_timeout`, closes the connection with a log line and a counter
 //! (`proxy_errors`); the handler never hears of it. A connection that goes
 //! away before any header (a health check ending with RST) is routine:
-//! debug level only.
+//! debug level only. A header that completes during a graceful stop
+//! (accepted from the queue then, or incomplete when it began) gets what
+//! came with it answered, then the close every connection gets.
 
 use super::Loop;
-use super::state::{Flags, Kept, Kind};
+use super::state::{Flags, Kept};
 use crate::handler::Handler;
 use crate::metrics::add;
 use crate::peer::Peer;
@@ -131,6 +133,11 @@ impl<H: Handler> Loop<'_, H> {
                 if !rest.is_empty() && self.states[key].is_some() {
                     self.deliver(key, id, rest, None);
                 }
+                if self.core.stopping.is_some() {
+                    // Its header came during a stop: what came with it is
+                    // answered (a partial request finished), then it closes.
+                    self.core.stop_conn(key);
+                }
             }
         }
     }
@@ -144,12 +151,13 @@ impl<H: Handler> Loop<'_, H> {
         };
         e.flags.clear(Flags::PROXY);
         let fd = std::os::fd::AsRawFd::as_raw_fd(&e.fd);
-        if let Kind::Conn(c) = &mut e.kind {
-            c.peer = Some(Box::new(peer));
+        let kept = core.keep_peer(peer);
+        if let Some((_, c)) = core.conn_at(key) {
+            c.peer = Some(kept);
         }
         if !core.admit_ip(fd, peer) {
-            if let Some((_, c)) = core.conn_at(key) {
-                c.peer = None; // never counted
+            if let Some(b) = core.conn_at(key).and_then(|(_, c)| c.peer.take()) {
+                core.spare_peer(b); // never counted
             }
             core.begin_close(key, crate::action::CloseReason::Closed);
             return false;
