@@ -148,7 +148,10 @@ impl Handler for FileTransfer {
             self.args.file.display()
         );
         match load(&self.args) {
-            Ok(doc) => self.doc = doc,
+            Ok(doc) => {
+                self.doc = doc;
+                log_serving(&self.args, &self.doc);
+            }
             Err(e) => log::warn!("signal {signal}: kept the old document: {e}"),
         }
     }
@@ -166,9 +169,12 @@ fn load(args: &Args) -> io::Result<Rc<[u8]>> {
     let data = std::fs::read(&args.file).map_err(what)?;
     let name = args.file.file_name().unwrap_or_default().to_string_lossy();
     let doc = serde_json::json!({ "filename": name, "filedata": STANDARD.encode(data) });
-    let doc = doc.to_string();
-    log::info!("serving {file} ({size} bytes, {} as JSON)", doc.len());
-    Ok(Rc::from(doc.into_bytes()))
+    Ok(Rc::from(doc.to_string().into_bytes()))
+}
+
+fn log_serving(args: &Args, doc: &[u8]) {
+    let file = args.file.display();
+    log::info!("serving {file} ({} bytes as JSON)", doc.len());
 }
 
 fn serve(args: Args) -> io::Result<()> {
@@ -181,6 +187,7 @@ fn serve(args: Args) -> io::Result<()> {
     };
     let mut reactor = Reactor::new(config)?;
     support::listen(&mut reactor, &args.addr, &args.deploy)?;
+    log_serving(&args, &doc);
     let stall = Duration::from_millis(args.stall_timeout_ms);
     reactor.run(&mut FileTransfer { args, doc, stall })
 }
