@@ -121,6 +121,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// Gives `data` to the handler of every other loop of the
+    /// [`Server`](crate::Server) ([`Handler::on_loop_message`](crate::Handler::on_loop_message),
+    /// after its current callback), in the order this loop told them: the
+    /// way for loops to share what their own connections must hear (a chat
+    /// room's messages, with each loop's own rules for its members).
+    /// Returns how many loops' queues took it: fewer than
+    /// `loop_count() - 1` when a queue is full (counted in
+    /// `Metrics::mesh_full`) or a loop has exited, or `data` is over half
+    /// a queue ([`Config::loop_queue`](crate::Config::loop_queue)). 0 for a lone [`Reactor`](crate::Reactor).
+    pub fn tell_loops(&mut self, data: &[u8]) -> usize {
+        self.core.tell_remote(data)
+    }
+
     /// [`broadcast`](Ctx::broadcast) to this loop's connections only.
     pub(crate) fn broadcast_here(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
         let mut ids = std::mem::take(&mut self.core.scratch);

@@ -76,6 +76,10 @@ pub trait Handler {
         Action::Continue
     }
 
+    /// Another loop of the [`Server`](crate::Server) (index `from`) sent
+    /// `data` with [`Ctx::tell_loops`]; `ctx` is this loop's.
+    fn on_loop_message(&mut self, _ctx: &mut Ctx<'_>, _from: usize, _data: &[u8]) {}
+
     /// Called once per loop iteration, after the events were handled.
     fn on_tick(&mut self, _ctx: &mut Ctx<'_>, _tick: &Tick) {}
 

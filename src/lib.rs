@@ -14,7 +14,7 @@
 //! | [`Server`] | one loop per core: `new(Config, threads)`, `distribution` ([`Distribution`]), `pin`, `listen`, `handle` (stops all), `metrics` (per loop and summed), `run(\|loop_index\| handler)` |
 //! | [`Handler`] | your server: `on_connect`, `on_data` → [`Action`], `on_eof`, `on_timer`, `on_drain`, `on_close`, … |
 //! | [`DatagramHandler`] | a UDP-only server: `on_datagram`, with no connection callbacks to write |
-//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `pause_reading`, `set_timer`, `stop`; in a [`Server`], `send_to`, `notify_conn`, `close` and `broadcast` reach every loop |
+//! | [`Ctx`] | what a handler may do: `send`, `send_to`, `broadcast`, `close`, `pause_reading`, `set_timer`, `stop`; in a [`Server`], `send_to`, `notify_conn`, `close` and `broadcast` reach every loop, `tell_loops` every other loop's handler |
 //! | [`Action`], [`CloseReason`], [`Tick`] | what a handler answers; why a connection closed; one iteration's counts |
 //! | [`Config`] | limits with defaults: connections, output watermarks, idle timeout, budgets |
 //! | [`Handle`] | from another thread: `stop` the loop (a server's: every loop), `notify` it (→ `Handler::on_notify`), `notify_conn` (on whichever loop owns it) |

@@ -21,7 +21,8 @@ type Registry = Arc<Mutex<Vec<ConnId>>>;
 
 /// Greets each client with `<its number> <its loop>\n`, then obeys lines:
 /// `send K TEXT` (to client K, wherever it lives), `all TEXT` (broadcast),
-/// `notify K TAG`, `close K`, `flood K COUNT SIZE` (answers `sent OK FULL`),
+/// `notify K TAG`, `tell TEXT` (to the other loops' handlers, which send
+/// `loop N says TEXT` to their clients), `close K`, `flood K COUNT SIZE` (answers `sent OK FULL`),
 /// `sleep MS`, `boom` (panics).
 struct Hub {
     registry: Registry,
@@ -65,6 +66,10 @@ impl Hub {
                     let me = ctx.id();
                     ctx.broadcast(format!("{text}\n").as_bytes(), Some(me));
                 }
+                Some(("tell", text)) => {
+                    let told = ctx.tell_loops(text.as_bytes());
+                    ctx.send(format!("told {told}\n").as_bytes());
+                }
                 Some(("sleep", ms)) => {
                     std::thread::sleep(Duration::from_millis(ms.parse().unwrap()))
                 }
@@ -96,6 +101,13 @@ impl Handler for Hub {
     fn on_conn_notify(&mut self, ctx: &mut Ctx<'_>, _: &mut (), tag: u64) -> Action {
         ctx.send(format!("notified {tag} on loop {}\n", ctx.loop_index()).as_bytes());
         Action::Continue
+    }
+    fn on_loop_message(&mut self, ctx: &mut Ctx<'_>, from: usize, data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let ids: Vec<ConnId> = ctx.connections().collect();
+        for id in ids {
+            assert!(ctx.send_to(id, format!("loop {from} says {text}\n").as_bytes()));
+        }
     }
 }
 
@@ -304,6 +316,26 @@ fn a_broadcast_reaches_the_clients_of_every_loop() {
     for c in &mut clients[1..] {
         assert_eq!(c.line(), "hello everyone", "client on loop {}", c.on_loop);
     }
+    server.stop().unwrap();
+}
+
+#[test]
+fn tell_loops_reaches_the_handler_of_every_other_loop_in_order() {
+    let (server, _reg) = Running::hub(2, Distribution::LeastLoaded);
+    let (mut a, mut b, _spare) = one_per_loop(server.addr);
+    for i in 0..50 {
+        a.say(&format!("tell m{i}"));
+        assert_eq!(a.line(), "told 1");
+    }
+    for i in 0..50 {
+        assert_eq!(b.line(), format!("loop {} says m{i}", a.on_loop));
+    }
+    let m = server.metrics.per_loop();
+    assert!(
+        m[b.on_loop].mesh_received >= 50,
+        "{:?}",
+        m[b.on_loop].mesh_received
+    );
     server.stop().unwrap();
 }
 

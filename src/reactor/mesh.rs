@@ -21,6 +21,7 @@
 //! | `NOTIFY` | connection id | tag | calls `Handler::on_conn_notify` |
 //! | `ADOPT` | fd | – | serves it as a new connection (acceptor hand-off) |
 //! | `CLOSE` / `ABORT` | connection id | – | closes that connection |
+//! | `MESSAGE` | sending loop | bytes | calls `Handler::on_loop_message` |
 
 use super::Loop;
 use super::core::Core;
@@ -39,6 +40,7 @@ const NOTIFY: u32 = 3;
 pub(super) const ADOPT: u32 = 4;
 const CLOSE: u32 = 5;
 const ABORT: u32 = 6;
+const MESSAGE: u32 = 7;
 
 pub(crate) use super::group::{Group, Member, Pick};
 use super::group::{RUNNING, STOPPING};
@@ -232,6 +234,25 @@ impl Core {
         reached
     }
 
+    /// A message for the handler of every other loop; returns how many
+    /// loops' queues took it.
+    pub(crate) fn tell_remote(&mut self, data: &[u8]) -> usize {
+        let Some(port) = self.mesh.as_deref_mut() else {
+            return 0;
+        };
+        let me = port.me as u64;
+        let mut reached = 0;
+        for to in 0..port.group.members.len() {
+            if to != port.me
+                && !port.group.gone(to)
+                && port.push(&self.metrics, to, MESSAGE, me, &[data])
+            {
+                reached += 1;
+            }
+        }
+        reached
+    }
+
     /// A notification for connection `id` of another loop.
     pub(crate) fn notify_remote(&mut self, id: ConnId, tag: u64) -> bool {
         self.control_remote(id, NOTIFY, &tag.to_le_bytes())
@@ -331,6 +352,12 @@ impl<H: Handler> Loop<'_, H> {
         if h.kind == BROADCAST {
             ctx!(self, None).broadcast_here(payload, None);
             return;
+        }
+        if h.kind == MESSAGE {
+            let from = h.word as usize;
+            return self
+                .handler
+                .on_loop_message(ctx!(self, None), from, payload);
         }
         let Some(id) = ConnId::from_token(h.word) else {
             return;
