@@ -78,6 +78,23 @@ fn chat_relays_every_line_to_all_others_with_join_and_leave_notices() {
     assert_eq!(out, "ok\n");
 }
 
+/// The same room on two loops: the three members are spread over both
+/// (least-loaded: a and c on one, b on the other), and every line, join
+/// and leave still reaches exactly the others.
+#[test]
+fn chat_with_two_threads_relays_between_members_of_both_loops() {
+    let server = ExampleServer::start("chat", &["--addr", "127.0.0.1:0", "--threads", "2"]);
+    let out = python(CHAT_ROOM, &[&server.addr.port().to_string()], LIMIT);
+    assert_eq!(out, "ok\n");
+    let log = server.stderr.text();
+    let joins: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("new connection from"))
+        .collect();
+    let on_one = joins.iter().filter(|l| l.contains(" #1:")).count();
+    assert_eq!((joins.len(), on_one), (3, 1), "{log}");
+}
+
 #[test]
 fn chat_over_long_line_closes_only_its_sender() {
     let server = ExampleServer::start("chat", &["--addr", "127.0.0.1:0", "--max-line", "100"]);

@@ -24,11 +24,17 @@
 //!   removed in `on_close`. `--max-per-ip` members per address, and one that
 //!   sends nothing for `--idle-timeout-s` is closed.
 //!
+//! Beyond the notes: `--threads N` runs the room on N loops (one per core,
+//! `ioplex::Server`): each serves its own members, and what they say reaches
+//! the members of the other loops too. `--metrics ADDR` serves the loops'
+//! counters for Prometheus at `GET /metrics`.
+//!
 //! Try it:
 //! ```text
 //! cargo run --example chat                             # 127.0.0.1:9999 (`--addr 0.0.0.0:9999` as the notes)
 //! cargo run --example chat_client                      # in two more terminals
 //! nc 127.0.0.1 9999
+//! cargo run --release --example chat -- --threads 2 --metrics 127.0.0.1:9100
 //! ```
 
 mod room;
@@ -37,12 +43,13 @@ mod support;
 
 use clap::Parser;
 use ioplex::codec::{Codec, Lines};
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Reactor, Tick};
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Server, Tick};
 use room::Chat;
 use std::time::{Duration, Instant};
+use support::metrics_http::Scrape;
 
 /// The notes' group chat server on ioplex.
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 pub struct Args {
     /// Address to listen on (the notes bind every interface, `0.0.0.0:9999`;
     /// loopback by default here, so a first run is not open to the network).
@@ -63,6 +70,15 @@ pub struct Args {
     /// Close a member that sends nothing for this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub idle_timeout_s: u64,
+    /// Event loops, one per thread, each serving its own members (1: the notes' one loop).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pub pin: bool,
+    /// Also serve the loops' counters for Prometheus at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
+    pub metrics: Option<String>,
     #[command(flatten)]
     pub deploy: support::Deploy,
 }
@@ -71,7 +87,7 @@ impl Handler for Chat {
     type Conn = Lines;
 
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Lines {
-        log::info!("New connection from {peer}");
+        log::info!("{}: new connection from {peer}", ctx.id());
         self.join(ctx.id(), peer.to_string());
         Lines::new(self.args.max_line)
     }
@@ -133,6 +149,11 @@ impl Handler for Chat {
         self.flush(ctx);
     }
 
+    /// What the members of another loop said: to this loop's members too.
+    fn on_loop_message(&mut self, _: &mut Ctx<'_>, _: usize, lines: &[u8]) {
+        self.heard(lines);
+    }
+
     fn on_close(&mut self, ctx: &mut Ctx<'_>, _: Lines, reason: CloseReason) {
         let id = ctx.id();
         if let Some(m) = self.members.remove(&id) {
@@ -154,9 +175,15 @@ fn serve(args: Args) -> std::io::Result<()> {
         idle_timeout: Some(Duration::from_secs(args.idle_timeout_s)),
         ..args.deploy.config(Config::default())
     };
-    let mut reactor = Reactor::new(config)?;
-    support::listen(&mut reactor, &args.addr, &args.deploy)?;
-    reactor.run(&mut Chat::new(args))
+    let mut server = Server::new(config, args.threads)?;
+    server.pin(args.pin);
+    support::listen(&mut server, &args.addr, &args.deploy)?;
+    let Some(metrics) = &args.metrics else {
+        return server.run(move |_| Chat::new(args.clone()));
+    };
+    let scrape = Scrape::listen(&mut server, metrics, "chat")?;
+    println!("metrics on http://{}/metrics", scrape.addr());
+    server.run(move |_| scrape.clone().around(Chat::new(args.clone())))
 }
 
 fn main() -> std::process::ExitCode {

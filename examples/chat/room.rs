@@ -1,5 +1,8 @@
 //! The chat room (`main.rs`): its members, what was said this loop
-//! iteration, and sending that to everyone once per iteration.
+//! iteration, and sending that to everyone once per iteration. With
+//! `--threads N` each loop holds the members it serves, and what its own
+//! members said goes to the other loops' rooms as one message per round
+//! (`Ctx::tell_loops`), where each sends it to its members by the same rules.
 
 use crate::Args;
 use ioplex::{ConnId, Ctx, TimerId};
@@ -25,9 +28,12 @@ pub struct Member {
 pub struct Chat {
     pub args: Args,
     pub members: HashMap<ConnId, Member>,
-    /// This iteration's messages, and who said each (no one hears himself).
+    /// This iteration's messages, and who said each (no one hears himself;
+    /// `None`: a member of another loop).
     pub round: Vec<u8>,
-    pub said: Vec<(ConnId, usize, usize)>,
+    pub said: Vec<(Option<ConnId>, usize, usize)>,
+    /// What this loop's members said this round, for the other loops.
+    pub told: Vec<u8>,
     /// Who said something this round (they get it without their own parts).
     pub speakers: HashSet<ConnId>,
     /// Senders that found the round full: read again after the next flush.
@@ -62,6 +68,7 @@ impl Chat {
             members,
             round,
             said,
+            told: Vec::new(),
             speakers,
             waiting,
             flushed: Instant::now(),
@@ -92,8 +99,18 @@ impl Chat {
     pub fn post(&mut self, from: ConnId, parts: &[&[u8]]) {
         let start = self.round.len();
         parts.iter().for_each(|p| self.round.extend_from_slice(p));
-        self.said.push((from, start, self.round.len()));
+        self.told.extend_from_slice(&self.round[start..]);
+        self.said.push((Some(from), start, self.round.len()));
         self.speakers.insert(from);
+    }
+
+    /// Adds what another loop's members said (whole lines) to this round.
+    pub fn heard(&mut self, lines: &[u8]) {
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            let start = self.round.len();
+            self.round.extend_from_slice(line);
+            self.said.push((None, start, self.round.len()));
+        }
     }
 
     /// Takes one of `m`'s lines from its allowance; `Some(wait)`: none
@@ -111,6 +128,7 @@ impl Chat {
     /// Sends the round to every member but the one who said each part, one
     /// write per member; drops it for members that read too slowly.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        self.tell_others(ctx);
         for (&id, m) in self.members.iter_mut() {
             let since = std::mem::take(&mut m.before);
             let whole = [&self.round[..]];
@@ -146,17 +164,33 @@ impl Chat {
     }
 }
 
+impl Chat {
+    /// What this loop's members said this round, to the other loops' rooms;
+    /// a loop whose queue is full misses it, and the log says so.
+    fn tell_others(&mut self, ctx: &mut Ctx<'_>) {
+        let others = ctx.loop_count() - 1;
+        if others > 0 && !self.told.is_empty() {
+            let reached = ctx.tell_loops(&self.told);
+            if reached < others {
+                let (n, missed) = (self.told.len(), others - reached);
+                log::warn!("{n} bytes of the room not relayed to {missed} loop(s): queue full");
+            }
+        }
+        self.told.clear();
+    }
+}
+
 /// The parts of `round` said by others than `id` (merged where they touch),
 /// and how many messages they hold.
 fn others<'a>(
     round: &'a [u8],
-    said: &[(ConnId, usize, usize)],
+    said: &[(Option<ConnId>, usize, usize)],
     id: ConnId,
 ) -> (Vec<&'a [u8]>, usize) {
     let (mut parts, mut count) = (Vec::new(), 0);
     let mut open: Option<(usize, usize)> = None; // a run of others' messages
     for &(from, a, b) in said {
-        if from == id {
+        if from == Some(id) {
             parts.extend(open.take().map(|(a, b)| &round[a..b]));
             continue;
         }

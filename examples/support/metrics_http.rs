@@ -185,11 +185,19 @@ impl<H: Handler> Handler for WithMetrics<H> {
         self.inner.on_notify(ctx, tag);
     }
 
+    fn on_loop_message(&mut self, ctx: &mut Ctx<'_>, from: usize, data: &[u8]) {
+        self.inner.on_loop_message(ctx, from, data);
+    }
+
     fn on_tick(&mut self, ctx: &mut Ctx<'_>, tick: &Tick) {
         self.inner.on_tick(ctx, tick);
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) {
         self.inner.on_shutdown(ctx);
+    }
+
+    fn on_signal(&mut self, ctx: &mut Ctx<'_>, signal: i32) {
+        self.inner.on_signal(ctx, signal);
     }
 }
