@@ -770,3 +770,46 @@ fn redis_benchmark_runs_every_test_of_the_comparison() {
     assert!(rows.iter().all(|r| r.1 > 0.0), "{csv}");
     assert_eq!(cli(&s, "GET counter:__rand_int__"), "\"2000\"");
 }
+
+/// `--threads 2`: two loops, one keyspace. Two clients held at once land
+/// on different loops (least-loaded); what one writes the other reads,
+/// their ids differ, a deadline set from loop 1 is swept by loop 0's
+/// timer, and redis-benchmark's INCRs from 10 clients over both loops add
+/// up to exactly 2,000.
+#[test]
+fn with_two_threads_every_loop_serves_one_keyspace() {
+    let s = server_with(&["--threads", "2"]);
+    let (mut a, mut b) = (
+        BufReader::new(connect(s.addr)),
+        BufReader::new(connect(s.addr)),
+    );
+    let say = |c: &mut BufReader<TcpStream>, args: &[&[u8]], want: &[u8]| {
+        c.get_mut().write_all(&encode(args)).unwrap();
+        assert_replies(c, &[want]);
+    };
+    say(&mut a, &[b"SET", b"k", b"from a"], b"+OK\r\n");
+    say(&mut b, &[b"GET", b"k"], b"$6\r\nfrom a\r\n");
+    say(&mut b, &[b"INCR", b"n"], b":1\r\n");
+    say(&mut a, &[b"INCR", b"n"], b":2\r\n");
+    say(&mut b, &[b"SET", b"brief", b"v", b"PX", b"100"], b"+OK\r\n");
+    say(&mut a, &[b"DBSIZE"], b":3\r\n");
+    let id = |c: &mut BufReader<TcpStream>| {
+        c.get_mut().write_all(&encode(&[b"CLIENT", b"ID"])).unwrap();
+        read_reply(c)
+    };
+    assert_ne!(id(&mut a), id(&mut b));
+    // Nobody touches "brief": only the sweep removes it.
+    assert!(
+        wait_for(Duration::from_secs(3), || {
+            a.get_mut().write_all(&encode(&[b"DBSIZE"])).unwrap();
+            read_reply(&mut a) == b":2\r\n"
+        }),
+        "the expired key was never swept"
+    );
+    let port = s.addr.port().to_string();
+    let args = [
+        "-p", &port, "-t", "incr", "-n", "2000", "-c", "10", "-P", "4",
+    ];
+    tool("redis-benchmark", &args.map(String::from), b"");
+    assert_eq!(cli(&s, "GET counter:__rand_int__"), "\"2000\"");
+}

@@ -16,12 +16,17 @@
 //! - A client that sends faster than it reads its replies: past 1 MiB of
 //!   them queued its reading pauses (`pause_reading`), to go on `on_drain`.
 //! - Replies are RESP2, and RESP3 after `HELLO 3` (redis-py 8 asks for it).
+//! - `--threads N`: N loops (`ioplex::Server`) read, parse and reply in
+//!   parallel over one keyspace, as Redis' `io-threads` do; the commands of
+//!   one read run under one hold of the keyspace's lock, one read at a
+//!   time. Loop 0 sweeps the expired keys.
 //!
 //! Try it:
 //! ```text
 //! cargo run --release --example resp             # 127.0.0.1:6380
 //! redis-cli -p 6380 ping
 //! redis-benchmark -p 6380 -t ping,set,get -n 100000 -c 50 -P 16
+//! cargo run --release --example resp -- --threads 2
 //! cargo run --release --example resp -- --unix /tmp/resp.sock   # redis-cli -s /tmp/resp.sock
 //! ```
 //! Behind HAProxy (`--proxy-protocol`, a rolling restart): `docs/deploy.md`.
@@ -41,10 +46,12 @@ mod support;
 
 use clap::Parser as _;
 use commands::{Call, Client};
-use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Reactor};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Server};
 use lex::ProtocolError;
 use parser::Parser;
 use reply::Out;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use store::Store;
 
 /// Replies queued for a client past which its pipelined commands wait
@@ -70,16 +77,26 @@ struct Args {
     /// Event-loop backend: mio, epoll, poll, select or uring.
     #[arg(long, default_value = "mio")]
     backend: String,
+    /// Event loops, one per thread, over one keyspace (1: one loop, as Redis without io-threads).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pin: bool,
     #[command(flatten)]
     deploy: support::Deploy,
 }
 
 struct Resp {
-    db: Store,
+    /// The keyspace every loop serves.
+    db: Arc<Mutex<Store>>,
+    /// This loop sweeps the keys past their deadline that nobody touches.
+    sweeper: bool,
     /// The replies to the read being answered: one buffer for every client.
     out: Vec<u8>,
     max_bulk: usize,
-    clients: u64,
+    /// Client ids handed out (CLIENT ID): unique over every loop.
+    clients: Arc<AtomicU64>,
 }
 
 struct Conn {
@@ -92,8 +109,8 @@ impl Handler for Resp {
 
     fn on_connect(&mut self, ctx: &mut Ctx<'_>, peer: Peer) -> Conn {
         log::debug!("{}: connected from {peer}", ctx.id());
-        self.clients += 1;
-        let (id, parser) = (self.clients, Parser::new(self.max_bulk));
+        let id = self.clients.fetch_add(1, Relaxed) + 1;
+        let parser = Parser::new(self.max_bulk);
         let client = Client {
             id,
             ..Client::default()
@@ -104,6 +121,7 @@ impl Handler for Resp {
     /// Answers every complete command in `data`; keeps a partial one.
     fn on_data(&mut self, ctx: &mut Ctx<'_>, conn: &mut Conn, data: &[u8]) -> Action {
         let id = ctx.id();
+        let mut db = lock(&self.db);
         let mut out = Out::new(&mut self.out, ctx, conn.client.resp3);
         let mut used = 0;
         let action = loop {
@@ -117,7 +135,7 @@ impl Handler for Resp {
                     }
                     let call = &mut Call {
                         args,
-                        db: &mut self.db,
+                        db: &mut db,
                         out: &mut out,
                         client: &mut conn.client,
                     };
@@ -150,12 +168,20 @@ impl Handler for Resp {
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_>, _: &ioplex::Tick) {
-        self.db.arm_sweep(ctx);
+        if self.sweeper {
+            lock(&self.db).arm_sweep(ctx);
+        }
     }
 
     fn on_loop_timer(&mut self, _: &mut Ctx<'_>, tag: u64) {
-        self.db.swept(tag);
+        lock(&self.db).swept(tag);
     }
+}
+
+/// The keyspace, also after a panic on another loop (its commands are
+/// each whole before the next: what a panic leaves is at worst one reply short).
+fn lock(db: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `-ERR Protocol error: ...`, and the connection is closed once it is sent.
@@ -179,15 +205,17 @@ fn run(args: Args) -> std::io::Result<()> {
         max_output: args.max_output,
         ..Config::default()
     };
-    let mut reactor = Reactor::new(args.deploy.config(config))?;
-    support::listen(&mut reactor, &args.addr, &args.deploy)?;
-    let mut server = Resp {
-        db: Store::new(),
+    let mut server = Server::new(args.deploy.config(config), args.threads)?;
+    server.pin(args.pin);
+    support::listen(&mut server, &args.addr, &args.deploy)?;
+    let (db, clients) = (Arc::new(Mutex::new(Store::new())), Arc::default());
+    server.run(|i| Resp {
+        db: db.clone(),
+        sweeper: i == 0,
         out: Vec::new(),
         max_bulk: args.max_bulk,
-        clients: 0,
-    };
-    reactor.run(&mut server)
+        clients: Arc::clone(&clients),
+    })
 }
 
 fn main() -> std::process::ExitCode {
