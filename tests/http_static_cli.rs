@@ -22,12 +22,15 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 fn a_root_that_is_not_a_directory_is_one_line_naming_it_and_exit_1() {
     let (code, _, err) = run(&["--addr", "127.0.0.1:0", "--root", "/nonexistent"]);
     assert_eq!(code, Some(1));
-    assert_eq!(err, "cannot serve /nonexistent: no such directory\n");
+    assert_eq!(err, "error: cannot serve /nonexistent: no such directory\n");
     let file = tempfile::NamedTempFile::new().unwrap();
     let path = file.path().to_str().unwrap();
     let (code, _, err) = run(&["--addr", "127.0.0.1:0", "--root", path]);
     assert_eq!(code, Some(1));
-    assert_eq!(err, format!("cannot serve {path}: not a directory\n"));
+    assert_eq!(
+        err,
+        format!("error: cannot serve {path}: not a directory\n")
+    );
 }
 
 #[test]
@@ -38,7 +41,7 @@ fn a_busy_port_is_one_line_naming_the_address_and_exit_1() {
     assert_eq!(code, Some(1));
     assert_eq!(
         err,
-        format!("cannot listen on {addr}: address already in use\n")
+        format!("error: cannot listen on {addr}: address already in use\n")
     );
 }
 

@@ -158,3 +158,63 @@ fn echo_select_serves_its_counters_on_the_metrics_listener_to_curl_and_the_parse
     c.write_all(b"again").unwrap();
     assert_eq!(read_n(&mut c, 14), b"response:again");
 }
+
+/// Starts example `name` with `--metrics 127.0.0.1:0`; returns it and the URL it printed.
+fn with_metrics(name: &str, args: &[&str]) -> (ExampleServer, String) {
+    let args = [args, &["--addr", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]].concat();
+    let server = ExampleServer::start(name, &args);
+    let line = server
+        .stdout_line("metrics on ", IO_TIMEOUT)
+        .unwrap_or_else(|| panic!("{name} printed no `metrics on` line"));
+    let url = line.trim_start_matches("metrics on ").trim().to_owned();
+    (server, url)
+}
+
+/// One sample's value from the Prometheus text (`name_total VALUE`).
+fn sample(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[test]
+fn chat_on_two_loops_serves_the_counters_of_both() {
+    let (server, url) = with_metrics("chat", &["--threads", "2"]);
+    let (mut a, mut b) = (connect(server.addr), connect(server.addr));
+    b.write_all(b"hi\n").unwrap();
+    let want = format!("[{}] hi\n", b.local_addr().unwrap());
+    let joined = format!("* {} joined\n", b.local_addr().unwrap());
+    assert_eq!(
+        read_n(&mut a, joined.len() + want.len()),
+        (joined + &want).as_bytes()
+    );
+    let body = curl(&url);
+    // a and b (one per loop) and this scrape; both loops' reads summed.
+    assert!(sample(&body, "chat_accepted_total") >= 3, "{body}");
+    assert!(sample(&body, "chat_bytes_in_total") >= 3, "{body}");
+    let parsed = python(PARSE, &[&url], LIMIT);
+    check(
+        &parsed,
+        "chat",
+        &counters(&ioplex::Snapshot::default()),
+        |_, _| {},
+    );
+}
+
+#[test]
+fn http_static_counts_the_file_bodies_it_sends_with_sendfile() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), vec![7u8; 100 << 10]).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (server, url) = with_metrics("http_static", &["--root", root]);
+    let page = curl(&format!("http://{}/big.bin", server.addr));
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n") && page.len() > 100 << 10);
+    let body = curl(&url);
+    assert!(sample(&body, "http_static_sendfiles_total") >= 1, "{body}");
+    let scraped = curl(&url.replace("/metrics", "/big.bin"));
+    assert!(
+        scraped.starts_with("HTTP/1.1 404"),
+        "the metrics listener served a file: {scraped}"
+    );
+}

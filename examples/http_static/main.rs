@@ -42,7 +42,9 @@
 //! `Handle::notify_conn` (as `remote_cmd` does with its child processes).
 //! Out of descriptors, a request gets 503 with `Retry-After` (logged: EMFILE).
 //! `--threads N` serves on N loops, one per core (`ioplex::Server`); the
-//! connection limits then hold per loop.
+//! connection limits then hold per loop. `--metrics ADDR` serves the loops'
+//! counters (requests' file bodies sent with sendfile among them) for
+//! Prometheus at `GET /metrics` on a listener of their own.
 //!
 //! Try it:
 //! ```text
@@ -50,6 +52,7 @@
 //! curl -v http://127.0.0.1:6789/Cargo.toml
 //! curl --path-as-is http://127.0.0.1:6789/../../etc/passwd   # 400
 //! curl -r 0-99 http://127.0.0.1:6789/README.md               # 206
+//! cargo run --example http_static -- --root . --metrics 127.0.0.1:9100   # curl 127.0.0.1:9100/metrics
 //! ```
 
 mod answer;
@@ -71,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use support::metrics_http::Scrape;
 
 /// Serves the files under a directory over HTTP/1.1 (GET and HEAD, keep-alive,
 /// ranges, conditional requests), never a byte from outside it.
@@ -110,24 +114,16 @@ struct Args {
     /// Pin each loop's thread to a CPU of its own.
     #[arg(long)]
     pin: bool,
+    /// Also serve the loops' counters for Prometheus at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
+    metrics: Option<String>,
     #[command(flatten)]
     deploy: support::Deploy,
 }
 
 fn main() -> ExitCode {
-    simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env()
-        .init()
-        .expect("logger");
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::logger();
+    support::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -158,12 +154,20 @@ fn run(args: Args) -> Result<(), String> {
     server.pin(args.pin);
     support::listen(&mut server, &args.addr, &args.deploy).map_err(|e| e.to_string())?;
     let root = Arc::new(root);
-    server
-        .run(|_| Web {
-            root: root.clone(),
-            limits,
-        })
-        .map_err(|e| format!("the loop failed: {e}"))
+    let web = || Web {
+        root: root.clone(),
+        limits,
+    };
+    let ran = match &args.metrics {
+        None => server.run(|_| web()),
+        Some(addr) => {
+            let scrape =
+                Scrape::listen(&mut server, addr, "http_static").map_err(|e| e.to_string())?;
+            println!("metrics on http://{}/metrics", scrape.addr());
+            server.run(|_| scrape.clone().around(web()))
+        }
+    };
+    ran.map_err(|e| format!("the loop failed: {e}"))
 }
 
 /// The root, checked and held open; an error names the path.
