@@ -42,8 +42,14 @@ impl Running {
             join: Some(join),
         }
     }
+    /// A client whose receive buffer is fixed small (64 KiB: set before
+    /// the connect, it does not grow), so what it has not read yet backs up
+    /// into the server's queue: 32 MiB of autotuned buffer could hold it all.
     fn client(&self) -> TcpStream {
-        let c = TcpStream::connect(self.addr).unwrap();
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_recv_buffer_size(64 << 10).unwrap();
+        s.connect(&self.addr.into()).unwrap();
+        let c: TcpStream = s.into();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         c
     }
