@@ -9,7 +9,7 @@
 
 use super::buffer::FilePart;
 use super::core::Core;
-use super::state::{Flags, Kind, State};
+use super::state::{Flags, Kind, State, sendable};
 use crate::action::CloseReason;
 use crate::metrics::add;
 use crate::sys;
@@ -30,15 +30,9 @@ impl Core {
             return self.send_queued(id, parts);
         }
         let metrics = &*self.metrics;
-        let Some(e) = self.entries.get_mut(id.key()) else {
+        let Some((fd, _, c)) = sendable(&mut self.entries, id) else {
             return false;
         };
-        let Kind::Conn(c) = &mut e.kind else {
-            return false;
-        };
-        if e.generation != id.generation() || !matches!(c.state, State::Open | State::Flushing) {
-            return false;
-        }
         let total = match parts {
             [one] => one.len(),
             _ => parts.iter().map(|p| p.len()).sum(),
@@ -46,7 +40,7 @@ impl Core {
         let mut written = 0;
         if c.out.is_none() && total > 0 {
             add(&metrics.writes, 1);
-            let fd = e.fd.as_raw_fd();
+            let fd = fd.as_raw_fd();
             let r = match parts {
                 [one] => sys::send(fd, one),
                 _ => sys::send_parts(fd, parts),
@@ -75,16 +69,9 @@ impl Core {
     #[cold]
     pub(crate) fn queue(&mut self, id: ConnId, parts: &[&[u8]], mut skip: usize) -> bool {
         let (max_output, high) = (self.cfg.max_output, self.cfg.output_high_water);
-        let Some(e) = self.entries.get_mut(id.key()) else {
+        let Some((_, flags, c)) = sendable(&mut self.entries, id) else {
             return false;
         };
-        let Kind::Conn(c) = &mut e.kind else {
-            return false;
-        };
-        if e.generation != id.generation() || !matches!(c.state, State::Open | State::Flushing) {
-            return false;
-        }
-        let flags = &mut e.flags;
         let fresh = c.out.is_none();
         let out = c.out.get_or_insert_with(|| self.pool.take());
         for p in parts {

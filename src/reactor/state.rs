@@ -4,6 +4,8 @@
 use super::buffer::OutBuf;
 use crate::action::CloseReason;
 use crate::timer::TimerId;
+use crate::token::ConnId;
+use slab::Slab;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -15,6 +17,29 @@ pub(crate) struct Entry {
     /// Operations a completion backend has in flight for it.
     pub(crate) io: Io,
     pub(crate) kind: Kind,
+}
+
+/// The parts of `id`'s entry a send needs, if `id` is a connection that
+/// may still be sent to (open, or flushing its last replies).
+#[inline]
+pub(crate) fn sendable(
+    entries: &mut Slab<Entry>,
+    id: ConnId,
+) -> Option<(&OwnedFd, &mut Flags, &mut Conn)> {
+    match entries.get_mut(id.key()) {
+        Some(Entry {
+            fd,
+            generation,
+            flags,
+            kind: Kind::Conn(c),
+            ..
+        }) if *generation == id.generation()
+            && matches!(c.state, State::Open | State::Flushing) =>
+        {
+            Some((fd, flags, c))
+        }
+        _ => None,
+    }
 }
 
 pub(crate) enum Kind {
