@@ -44,7 +44,7 @@
 mod support;
 
 use clap::Parser;
-use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Server, Tick};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Tick};
 use std::process::ExitCode;
 use std::time::Duration;
 use support::metrics_http::Scrape;
@@ -71,12 +71,8 @@ struct Args {
     /// Also serve the loop's counters for Prometheus at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
     metrics: Option<String>,
-    /// Event loops, one per thread, each on its own backend (1: the notes' one loop).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
-    threads: usize,
-    /// Pin each loop's thread to a CPU of its own.
-    #[arg(long)]
-    pin: bool,
+    #[command(flatten)]
+    loops: support::Loops,
     #[command(flatten)]
     deploy: support::Deploy,
 }
@@ -126,13 +122,12 @@ fn main() -> ExitCode {
 fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
     let idle = Duration::from_secs(args.idle_timeout);
     let config = support::limited(config(backend), idle, args.max_per_ip);
-    let mut server = Server::new(args.deploy.config(config), args.threads)?;
-    server.pin(args.pin);
+    let mut server = args.loops.server(args.deploy.config(config))?;
     let bound = support::listen(&mut server, &args.addr, &args.deploy)?;
     log::info!(
         "echo_select on {} ({backend}, {} loops)",
         bound[0],
-        args.threads
+        args.loops.threads
     );
     let Some(metrics) = &args.metrics else {
         return server.run(|_| SelectEcho);

@@ -43,7 +43,7 @@ mod support;
 
 use clap::Parser;
 use ioplex::codec::{Codec, Lines};
-use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Server, Tick};
+use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Tick};
 use room::Chat;
 use std::time::{Duration, Instant};
 use support::metrics_http::Scrape;
@@ -70,12 +70,8 @@ pub struct Args {
     /// Close a member that sends nothing for this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub idle_timeout_s: u64,
-    /// Event loops, one per thread, each serving its own members (1: the notes' one loop).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
-    pub threads: usize,
-    /// Pin each loop's thread to a CPU of its own.
-    #[arg(long)]
-    pub pin: bool,
+    #[command(flatten)]
+    pub loops: support::Loops,
     /// Also serve the loops' counters for Prometheus at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
     pub metrics: Option<String>,
@@ -175,8 +171,7 @@ fn serve(args: Args) -> std::io::Result<()> {
         idle_timeout: Some(Duration::from_secs(args.idle_timeout_s)),
         ..args.deploy.config(Config::default())
     };
-    let mut server = Server::new(config, args.threads)?;
-    server.pin(args.pin);
+    let mut server = args.loops.server(config)?;
     support::listen(&mut server, &args.addr, &args.deploy)?;
     let Some(metrics) = &args.metrics else {
         return server.run(move |_| Chat::new(args.clone()));

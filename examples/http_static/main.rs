@@ -67,7 +67,7 @@ mod server;
 mod support;
 
 use clap::Parser;
-use ioplex::{Backend, Config, Server};
+use ioplex::{Backend, Config};
 use resolve::Root;
 use server::{Limits, Web};
 use std::path::{Path, PathBuf};
@@ -108,12 +108,8 @@ struct Args {
     /// Connections one client address may hold; past it that address gets a 503 (0: no cap).
     #[arg(long, default_value_t = 64)]
     max_per_ip: usize,
-    /// Event loops, one per thread (the limits above then hold per loop).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
-    threads: usize,
-    /// Pin each loop's thread to a CPU of its own.
-    #[arg(long)]
-    pin: bool,
+    #[command(flatten)]
+    loops: support::Loops,
     /// Also serve the loops' counters for Prometheus at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", conflicts_with = "proxy_protocol")]
     metrics: Option<String>,
@@ -149,9 +145,10 @@ fn run(args: Args) -> Result<(), String> {
         busy_message: response::busy(),
         ..args.deploy.config(Config::default())
     };
-    let mut server =
-        Server::new(config, args.threads).map_err(|e| format!("cannot start the loop: {e}"))?;
-    server.pin(args.pin);
+    let mut server = args
+        .loops
+        .server(config)
+        .map_err(|e| format!("cannot start the loop: {e}"))?;
     support::listen(&mut server, &args.addr, &args.deploy).map_err(|e| e.to_string())?;
     let root = Arc::new(root);
     let web = || Web {

@@ -46,7 +46,7 @@ mod support;
 
 use clap::Parser as _;
 use commands::{Call, Client};
-use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Server};
+use ioplex::{Action, Backend, Config, Ctx, Handler, Peer};
 use lex::ProtocolError;
 use parser::Parser;
 use reply::Out;
@@ -77,12 +77,8 @@ struct Args {
     /// Event-loop backend: mio, epoll, poll, select or uring.
     #[arg(long, default_value = "mio")]
     backend: String,
-    /// Event loops, one per thread, over one keyspace (1: one loop, as Redis without io-threads).
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
-    threads: usize,
-    /// Pin each loop's thread to a CPU of its own.
-    #[arg(long)]
-    pin: bool,
+    #[command(flatten)]
+    loops: support::Loops,
     #[command(flatten)]
     deploy: support::Deploy,
 }
@@ -205,8 +201,7 @@ fn run(args: Args) -> std::io::Result<()> {
         max_output: args.max_output,
         ..Config::default()
     };
-    let mut server = Server::new(args.deploy.config(config), args.threads)?;
-    server.pin(args.pin);
+    let mut server = args.loops.server(args.deploy.config(config))?;
     support::listen(&mut server, &args.addr, &args.deploy)?;
     let (db, clients) = (Arc::new(Mutex::new(Store::new())), Arc::default());
     server.run(|i| Resp {

@@ -10,7 +10,7 @@ pub mod metrics_http;
 #[allow(unused_imports)] // each example uses its own part
 pub use deploy::{Deploy, listen};
 
-use ioplex::Config;
+use ioplex::{Config, Server};
 use std::fmt::Display;
 use std::io;
 use std::net::TcpStream;
@@ -30,6 +30,27 @@ pub fn limited(base: Config, idle: Duration, per_ip: usize) -> Config {
         max_connections_per_ip: (per_ip > 0).then_some(per_ip),
         busy_message: BUSY.to_vec(),
         ..base
+    }
+}
+
+/// `--threads N` and `--pin`, flattened into a server's own `Args`
+/// (`#[command(flatten)]`): the loops of its [`Server`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct Loops {
+    /// Event loops, one per thread, each on its own backend (1: one loop, as in the notes).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub threads: usize,
+    /// Pin each loop's thread to a CPU of its own.
+    #[arg(long)]
+    pub pin: bool,
+}
+
+impl Loops {
+    /// A server of `--threads` loops on `config`, pinned if `--pin`.
+    pub fn server(&self, config: Config) -> io::Result<Server> {
+        let mut server = Server::new(config, self.threads)?;
+        server.pin(self.pin);
+        Ok(server)
     }
 }
 
