@@ -299,7 +299,10 @@ fn flood_beside_fifty(backend: ioplex::Backend) {
         l[l.len() / 2],
         p99
     );
-    assert!(p99 < FLOOD_P99_BOUND, "p99 {p99:?} with a flood beside, on {backend}");
+    assert!(
+        p99 < FLOOD_P99_BOUND,
+        "p99 {p99:?} with a flood beside, on {backend}"
+    );
     server.stop();
 }
 
