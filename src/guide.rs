@@ -240,8 +240,10 @@
 //! the TCP work behind an echoed 64-byte message costs 6–9 µs of kernel time
 //! on these machines, and io_uring does that same work (in task work on the
 //! loop's thread, with `DEFER_TASKRUN`, when it enters). So the server CPU per
-//! message is within the noise of epoll's in the same run (workloads 2 and
-//! 4: 0.98× and 0.99×; workload 1 moved ±40 % between rounds), and one
+//! message does not drop below epoll's in the same run (workloads 2 and
+//! 4: 0.98× and 0.99× in one run, 1.31× and 1.14× in another, where the
+//! raw io_uring loop paid 1.11× and 1.09×; workload 1 moved ±40 % between
+//! rounds), and one
 //! connection with one message in flight gains nothing at all: there is
 //! nothing to batch, and the round trip's latency is the network stack's.
 //! It pays where many operations would each be a system call — many busy
