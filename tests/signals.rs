@@ -144,3 +144,46 @@ fn sighup_reaches_on_signal_file_transfer_serves_the_file_as_it_is_now() {
         .expect("exit after SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+/// A second SIGINT reaches the loop on every backend, one-shot epoll
+/// (where the signalfd is disarmed after each event) and io_uring (where
+/// it is polled once per signal) included: `echo_select` with replies
+/// queued for a client that never reads waits at the first SIGINT and
+/// exits at the second.
+#[test]
+fn a_second_sigint_stops_echo_select_at_once_on_every_backend() {
+    let backends: [&[&str]; 7] = [
+        &["--backend", "mio"],
+        &["--backend", "epoll", "--trigger", "level"],
+        &["--backend", "epoll", "--trigger", "edge"],
+        &["--backend", "epoll", "--trigger", "oneshot"],
+        &["--backend", "poll"],
+        &["--backend", "select"],
+        &["--backend", "uring"],
+    ];
+    for backend in backends {
+        let args = [&["--addr", "127.0.0.1:0"][..], backend].concat();
+        let mut server = ExampleServer::start("echo_select", &args);
+        let mut c = connect(server.addr);
+        c.set_nonblocking(true).unwrap();
+        let chunk = [b'x'; 64 << 10];
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            if c.write(&chunk).is_err() {
+                std::thread::sleep(Duration::from_millis(5)); // full: the server pauses reading
+            }
+        }
+        signal(&server, libc::SIGINT);
+        let waits = exited_within(&mut server, Duration::from_millis(300));
+        assert!(waits.is_none(), "{backend:?}: exited at the first SIGINT");
+        signal(&server, libc::SIGINT);
+        let status = exited_within(&mut server, Duration::from_secs(1))
+            .unwrap_or_else(|| panic!("{backend:?}: running 1 s after the second SIGINT"));
+        assert!(status.success(), "{backend:?}: {status}");
+        let log = server.stderr.text();
+        assert!(
+            log.contains("second SIGINT: stopping at once"),
+            "{backend:?}: {log}"
+        );
+    }
+}

@@ -447,7 +447,7 @@ impl<H: Handler> Loop<'_, H> {
             .core
             .register_key(key, crate::backend::Interest::READABLE)
         {
-            log::error!("udp: cannot poll again: {e}");
+            log::error!("cannot poll entry {key} again: {e}");
         }
     }
 }

@@ -225,6 +225,15 @@ impl Core {
         Ok(())
     }
 
+    /// A handle to this loop (and, in a server, to every loop).
+    pub(crate) fn handle(&self) -> super::handle::Handle {
+        super::handle::Handle {
+            shared: self.shared.clone(),
+            waker: self.waker.clone(),
+            group: self.mesh.as_ref().map(|p| p.group.clone()),
+        }
+    }
+
     /// The open-or-closing connection `id`, if it is still the one `id` names.
     #[inline]
     pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {

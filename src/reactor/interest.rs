@@ -56,15 +56,19 @@ impl Core {
 }
 
 impl<H: Handler> Loop<'_, H> {
-    /// A one-shot backend disarms an fd after each event: listeners and UDP
-    /// sockets are armed again at once (connections before sleep).
+    /// A one-shot backend disarms an fd after each event: listeners, UDP
+    /// sockets and the signalfd are armed again at once (connections before
+    /// sleep). A listener paused for EMFILE is left to `resume_accepting`.
     pub(super) fn rearm_oneshot(&mut self, key: usize) {
-        if self.core.trigger != Trigger::Oneshot || self.core.accept.resume.is_some() {
+        if self.core.trigger != Trigger::Oneshot {
             return;
         }
         let Some(e) = self.core.entries.get(key) else {
             return;
         };
+        if matches!(e.kind, Kind::Listener) && self.core.accept.resume.is_some() {
+            return;
+        }
         let token = self.core.id_of(key, e.generation).token();
         add(&self.core.metrics.reregistrations, 1);
         if let Err(e) = self
@@ -72,7 +76,7 @@ impl<H: Handler> Loop<'_, H> {
             .poller
             .reregister(e.raw_fd(), token, Interest::READABLE)
         {
-            log::error!("re-arming a listener: {e}");
+            log::error!("re-arming a listener, UDP socket or signalfd: {e}");
         }
     }
 }

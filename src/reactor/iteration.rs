@@ -125,7 +125,10 @@ impl<H: Handler> Loop<'_, H> {
                     self.accept(key);
                     self.rearm_oneshot(key);
                 }
-                (What::Ready(_), Kind::Signals) if !self.core.completion => self.signals(key),
+                (What::Ready(_), Kind::Signals) if !self.core.completion => {
+                    self.signals(key);
+                    self.rearm_oneshot(key);
+                }
                 (What::Ready(_), Kind::Udp) if !self.core.completion => {
                     self.recv_udp(key);
                     self.rearm_oneshot(key);

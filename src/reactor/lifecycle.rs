@@ -6,7 +6,6 @@
 //! `NOTIFY_SOCKET`).
 
 use super::Reactor;
-use super::handle::Handle;
 use super::state::{Flags, Kind};
 use crate::backend::Interest;
 use crate::sys::cvt;
@@ -48,7 +47,8 @@ fn signal_fd() -> io::Result<OwnedFd> {
 impl<H: crate::handler::Handler> super::Loop<'_, H> {
     /// The signalfd is readable: SIGTERM and SIGINT begin the graceful stop
     /// (of every loop of a server), a second SIGINT stops at once, SIGHUP
-    /// reaches `Handler::on_signal` on every loop.
+    /// reaches `Handler::on_signal` on every loop. (On io_uring the
+    /// completion's `polled` polls the fd again.)
     pub(super) fn signals(&mut self, key: usize) {
         loop {
             let Some(e) = self.core.entries.get(key) else {
@@ -68,7 +68,7 @@ impl<H: crate::handler::Handler> super::Loop<'_, H> {
                 break; // EAGAIN: all taken
             }
             let sig = info.ssi_signo as libc::c_int;
-            let handle = self.handle();
+            let handle = self.core.handle();
             match sig {
                 libc::SIGTERM | libc::SIGINT if !self.signalled => {
                     let name = if sig == libc::SIGTERM {
@@ -87,17 +87,6 @@ impl<H: crate::handler::Handler> super::Loop<'_, H> {
                 libc::SIGTERM => log::debug!("SIGTERM again: already stopping"),
                 other => handle.signal(other),
             }
-        }
-        if self.core.completion {
-            let _ = self.core.register_key(key, Interest::READABLE); // poll again
-        }
-    }
-
-    fn handle(&self) -> Handle {
-        Handle {
-            shared: self.core.shared.clone(),
-            waker: self.core.waker.clone(),
-            group: self.core.mesh.as_ref().map(|p| p.group.clone()),
         }
     }
 }

@@ -146,11 +146,7 @@ impl Reactor {
 
     /// A handle to stop or notify the loop from another thread.
     pub fn handle(&self) -> Handle {
-        Handle {
-            shared: self.core.shared.clone(),
-            waker: self.core.waker.clone(),
-            group: self.core.mesh.as_ref().map(|p| p.group.clone()),
-        }
+        self.core.handle()
     }
 
     /// The loop's counters, shared: read them from any thread, any time.
