@@ -125,6 +125,20 @@ impl Chat {
         None
     }
 
+    /// What this loop's members said this round, to the other loops' rooms;
+    /// a loop whose queue is full misses it, and the log says so.
+    fn tell_others(&mut self, ctx: &mut Ctx<'_>) {
+        let others = ctx.loop_count() - 1;
+        if others > 0 && !self.told.is_empty() {
+            let reached = ctx.tell_loops(&self.told);
+            if reached < others {
+                let (n, missed) = (self.told.len(), others - reached);
+                log::warn!("{n} bytes of the room not relayed to {missed} loop(s): queue full");
+            }
+        }
+        self.told.clear();
+    }
+
     /// Sends the round to every member but the one who said each part, one
     /// write per member; drops it for members that read too slowly.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
@@ -161,22 +175,6 @@ impl Chat {
         self.said.clear();
         self.flushed = Instant::now();
         self.waiting.drain(..).for_each(|id| ctx.resume_reading(id));
-    }
-}
-
-impl Chat {
-    /// What this loop's members said this round, to the other loops' rooms;
-    /// a loop whose queue is full misses it, and the log says so.
-    fn tell_others(&mut self, ctx: &mut Ctx<'_>) {
-        let others = ctx.loop_count() - 1;
-        if others > 0 && !self.told.is_empty() {
-            let reached = ctx.tell_loops(&self.told);
-            if reached < others {
-                let (n, missed) = (self.told.len(), others - reached);
-                log::warn!("{n} bytes of the room not relayed to {missed} loop(s): queue full");
-            }
-        }
-        self.told.clear();
     }
 }
 

@@ -219,35 +219,35 @@ impl Core {
     /// A broadcast for the other loops' connections. Returns how many
     /// connections the loops it was queued to held then.
     pub(crate) fn broadcast_remote(&mut self, data: &[u8]) -> usize {
-        let Some(port) = self.mesh.as_deref_mut() else {
-            return 0;
-        };
-        let mut reached = 0;
-        for to in 0..port.group.members.len() {
-            if to == port.me || port.group.gone(to) {
-                continue;
-            }
-            if port.push(&self.metrics, to, BROADCAST, 0, &[data]) {
-                reached += held(&port.group.members[to].metrics) as usize;
-            }
-        }
-        reached
+        self.push_to_others(BROADCAST, 0, data, |m| held(m) as usize)
     }
 
     /// A message for the handler of every other loop; returns how many
     /// loops' queues took it.
     pub(crate) fn tell_remote(&mut self, data: &[u8]) -> usize {
+        let me = self.mesh.as_deref().map_or(0, |p| p.me as u64);
+        self.push_to_others(MESSAGE, me, data, |_| 1)
+    }
+
+    /// One record for every other running loop; the sum of `worth` over
+    /// the loops whose queues took it.
+    fn push_to_others(
+        &mut self,
+        kind: u32,
+        word: u64,
+        data: &[u8],
+        worth: fn(&Metrics) -> usize,
+    ) -> usize {
         let Some(port) = self.mesh.as_deref_mut() else {
             return 0;
         };
-        let me = port.me as u64;
         let mut reached = 0;
         for to in 0..port.group.members.len() {
             if to != port.me
                 && !port.group.gone(to)
-                && port.push(&self.metrics, to, MESSAGE, me, &[data])
+                && port.push(&self.metrics, to, kind, word, &[data])
             {
-                reached += 1;
+                reached += worth(&port.group.members[to].metrics);
             }
         }
         reached

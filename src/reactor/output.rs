@@ -198,22 +198,16 @@ impl Core {
         }
         let completion = self.completion;
         let metrics = &*self.metrics;
-        let Some(e) = self.entries.get_mut(id.key()) else {
+        let Some((fd, _, c)) = sendable(&mut self.entries, id) else {
             return Err(gone());
         };
-        let Kind::Conn(c) = &mut e.kind else {
-            return Err(gone());
-        };
-        if e.generation != id.generation() || !matches!(c.state, State::Open | State::Flushing) {
-            return Err(gone());
-        }
         let mut part = FilePart {
             file,
             off: offset,
             end: offset + len,
         };
         if c.out.is_none() && !completion {
-            let fd = e.fd.as_raw_fd();
+            let fd = fd.as_raw_fd();
             while part.off < part.end {
                 match send_file_part(metrics, fd, &mut part) {
                     Ok(n) => add(&metrics.bytes_out, n as u64),
