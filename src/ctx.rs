@@ -10,7 +10,6 @@ use crate::timer::{Due, TimerId, ms_ceil};
 use crate::token::ConnId;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// What a handler may do: send, close, broadcast, set timers, pause
@@ -335,14 +334,9 @@ impl Ctx<'_> {
     /// Begins a graceful stop, as [`Handle::stop`](crate::Handle::stop) does
     /// (in a [`Server`](crate::Server), of every loop).
     pub fn stop(&mut self) {
-        if let Some(port) = &self.core.mesh {
-            return port.group.stop_all();
-        }
-        self.core.shared.stop.store(true, Ordering::Release);
-        // Step 3 of this iteration has passed: wake the next wait at once.
-        if let Err(e) = self.core.waker.wake() {
-            log::error!("cannot wake the loop to stop it: {e}");
-        }
+        // Step 3 of this iteration has passed: the handle's wake-up makes
+        // the next wait return at once.
+        self.core.handle().stop();
     }
 
     /// The loop's counters now.
