@@ -47,7 +47,7 @@ use clap::Parser;
 use ioplex::{Action, Backend, Config, Ctx, Handler, Peer, Tick};
 use std::process::ExitCode;
 use std::time::Duration;
-use support::metrics_http::Scrape;
+use support::metrics_http;
 
 /// The notes' select echo server on ioplex: greets with `hello...`, answers
 /// every chunk with `response:` + the chunk.
@@ -129,10 +129,5 @@ fn serve(args: &Args, backend: Backend) -> std::io::Result<()> {
         bound[0],
         args.loops.threads
     );
-    let Some(metrics) = &args.metrics else {
-        return server.run(|_| SelectEcho);
-    };
-    let scrape = Scrape::listen(&mut server, metrics, "ioplex")?;
-    println!("metrics on http://{}/metrics", scrape.addr());
-    server.run(move |_| scrape.clone().around(SelectEcho))
+    metrics_http::run(server, args.metrics.as_deref(), "ioplex", |_| SelectEcho)
 }

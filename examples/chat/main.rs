@@ -46,7 +46,7 @@ use ioplex::codec::{Codec, Lines};
 use ioplex::{Action, CloseReason, Config, Ctx, Handler, Peer, Tick};
 use room::Chat;
 use std::time::{Duration, Instant};
-use support::metrics_http::Scrape;
+use support::metrics_http;
 
 /// The notes' group chat server on ioplex.
 #[derive(Parser, Clone)]
@@ -173,12 +173,10 @@ fn serve(args: Args) -> std::io::Result<()> {
     };
     let mut server = args.loops.server(config)?;
     support::listen(&mut server, &args.addr, &args.deploy)?;
-    let Some(metrics) = &args.metrics else {
-        return server.run(move |_| Chat::new(args.clone()));
-    };
-    let scrape = Scrape::listen(&mut server, metrics, "chat")?;
-    println!("metrics on http://{}/metrics", scrape.addr());
-    server.run(move |_| scrape.clone().around(Chat::new(args.clone())))
+    let metrics = args.metrics.clone();
+    metrics_http::run(server, metrics.as_deref(), "chat", |_| {
+        Chat::new(args.clone())
+    })
 }
 
 fn main() -> std::process::ExitCode {

@@ -132,12 +132,8 @@ fn run(args: Args) -> Result<(), String> {
         header: seconds(args.header_timeout, "header-timeout")?,
         stall: seconds(args.stall_timeout, "stall-timeout")?,
     };
-    let backend = Backend::parse(&args.backend, None).unwrap_or_else(|e| {
-        use clap::CommandFactory;
-        Args::command()
-            .error(clap::error::ErrorKind::InvalidValue, e)
-            .exit()
-    });
+    let backend =
+        Backend::parse(&args.backend, None).unwrap_or_else(|e| support::usage_error::<Args>(e));
     let config = Config {
         backend,
         max_connections: args.max_connections,

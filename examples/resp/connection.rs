@@ -70,13 +70,21 @@ fn valid_name(name: &[u8]) -> bool {
     name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
-fn set_name(c: &mut Call<'_, '_, '_>, i: usize) {
-    let name = c.args.get(i);
+/// Names the client (an empty name clears it); `false` after answering
+/// the error for a name Redis refuses.
+fn name_client(c: &mut Call<'_, '_, '_>, name: &[u8]) -> bool {
     if !valid_name(name) {
-        return c.out.error(BAD_NAME);
+        c.out.error(BAD_NAME);
+        return false;
     }
     c.client.name = (!name.is_empty()).then(|| name.into());
-    c.out.ok();
+    true
+}
+
+fn set_name(c: &mut Call<'_, '_, '_>, i: usize) {
+    if name_client(c, c.args.get(i)) {
+        c.out.ok();
+    }
 }
 
 /// `HELLO [2|3] [SETNAME name]`: the protocol for the replies from here
@@ -105,11 +113,8 @@ pub fn hello(c: &mut Call<'_, '_, '_>) {
         name = Some(c.args.get(i + 1));
         i += 2;
     }
-    if let Some(name) = name {
-        if !valid_name(name) {
-            return c.out.error(BAD_NAME);
-        }
-        c.client.name = (!name.is_empty()).then(|| name.into());
+    if name.is_some_and(|name| !name_client(c, name)) {
+        return;
     }
     (c.client.resp3, c.out.resp3) = (proto == 3, proto == 3);
     c.out.map(7);

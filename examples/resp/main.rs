@@ -188,13 +188,13 @@ fn protocol_error(out: &mut Out<'_, '_>, id: ioplex::ConnId, e: ProtocolError) -
 }
 
 fn run(args: Args) -> std::io::Result<()> {
-    use clap::{CommandFactory, error::ErrorKind::*};
+    use clap::{CommandFactory, error::ErrorKind::ArgumentConflict};
     if args.max_bulk.saturating_add(parser::MAX_INLINE) > args.max_query {
         let why = "--max-query must be larger than --max-bulk (by 64 KiB for the headers)";
         Args::command().error(ArgumentConflict, why).exit();
     }
-    let backend = Backend::parse(&args.backend, None)
-        .unwrap_or_else(|e| Args::command().error(InvalidValue, e).exit());
+    let backend =
+        Backend::parse(&args.backend, None).unwrap_or_else(|e| support::usage_error::<Args>(e));
     let config = Config {
         backend,
         max_input: args.max_query,

@@ -5,11 +5,9 @@
 //! service's callbacks, and a connection is told apart by the listener it
 //! came in on ([`Ctx::local_addr`]).
 //!
-//! Give a server `--metrics` in three lines, after its own `listen`:
+//! Give a server `--metrics` after its own `listen` with [`run`]:
 //! ```text
-//! let metrics = Scrape::listen(&mut server, &addr, "ioplex")?;
-//! println!("metrics on http://{}/metrics", metrics.addr());
-//! server.run(move |_| metrics.clone().around(handler))   // instead of server.run(|_| handler)
+//! support::metrics_http::run(server, args.metrics.as_deref(), "ioplex", |_| handler)
 //! ```
 //! then `curl http://ADDR/metrics`, or point a Prometheus scrape job at it.
 //! Scrapes count against the server's own limits (connections, per-address
@@ -18,6 +16,22 @@
 use ioplex::{Action, CloseReason, Ctx, Handler, Peer, Server, ServerMetrics, Tick};
 use std::io;
 use std::net::SocketAddr;
+
+/// Runs `server` with `make`'s handlers; with `metrics` (`--metrics ADDR`)
+/// also the scrape listener there, announced as `metrics on http://…/metrics`.
+pub fn run<H: Handler>(
+    mut server: Server,
+    metrics: Option<&str>,
+    prefix: &str,
+    make: impl Fn(usize) -> H + Sync,
+) -> io::Result<()> {
+    let Some(addr) = metrics else {
+        return server.run(make);
+    };
+    let scrape = Scrape::listen(&mut server, addr, prefix)?;
+    println!("metrics on http://{}/metrics", scrape.addr());
+    server.run(move |i| scrape.clone().around(make(i)))
+}
 
 /// A request head longer than this is refused (431) and closed.
 const MAX_REQUEST: usize = 8 << 10;
