@@ -37,16 +37,6 @@ impl Handler for Frames {
     }
 }
 
-struct Echo;
-impl Handler for Echo {
-    type Conn = ();
-    fn on_connect(&mut self, _: &mut Ctx<'_>, _: Peer) {}
-    fn on_data(&mut self, ctx: &mut Ctx<'_>, _: &mut (), data: &[u8]) -> Action {
-        ctx.send(data);
-        Action::Continue
-    }
-}
-
 type Running = (
     SocketAddr,
     ioplex::Handle,

@@ -21,12 +21,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// One client of kind `k`; returns whether it was served as expected.
 fn one_client(addr: SocketAddr, k: u64) -> bool {
     let Ok(mut c) = TcpStream::connect(addr) else {
@@ -93,10 +87,10 @@ fn run_clients(addr: SocketAddr, secs: f64) -> u64 {
 
 /// Waits until the server's fd count is stable at `expect`, or returns what it is.
 fn settled_fds(pid: u32, expect: Option<usize>) -> usize {
-    let mut last = fd_count(pid);
+    let mut last = fds_of(pid);
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(50));
-        let now = fd_count(pid);
+        let now = fds_of(pid);
         if Some(now) == expect || (expect.is_none() && now == last) {
             return now;
         }

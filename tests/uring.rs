@@ -223,11 +223,6 @@ fn a_stop_with_sends_in_flight_to_readers_that_never_read_returns_and_closes_eve
     drop(clients);
 }
 
-/// Descriptors of process `pid`.
-fn fds_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn ten_thousand_connections_are_served_and_leave_nothing_behind() {
     const N: usize = 10_000;

@@ -108,11 +108,9 @@ pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
     v
 }
 
-/// Open file descriptors of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// Open file descriptors of process `pid`.
+pub fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// Polls `cond` every 5 ms until it holds or `limit` passes.
