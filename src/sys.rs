@@ -188,7 +188,7 @@ impl EventFd {
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,
-        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
+        Some(d) => crate::timer::ms_ceil(d).min(i32::MAX as u64) as libc::c_int,
     }
 }
 

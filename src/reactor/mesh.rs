@@ -57,7 +57,8 @@ pub(crate) struct Port {
     inbox: Option<Box<Inbox>>,
     /// Set on the loop holding an acceptor listener.
     pub(crate) pick: Option<Pick>,
-    /// Connections this acceptor handed to each loop (itself included).
+    /// Connections this acceptor handed to each other loop (its own it
+    /// counts itself: `Core::conns`).
     handed: Vec<u64>,
     next: usize,
 }
@@ -294,7 +295,6 @@ impl Core {
             let _ = fd.into_raw_fd(); // the record owns it now
             return None;
         }
-        port.handed[port.me] += 1;
         Some(fd)
     }
 

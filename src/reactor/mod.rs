@@ -98,10 +98,7 @@ impl Drop for Reactor {
 impl Reactor {
     /// A loop on `config.backend`, with nothing registered yet.
     pub fn new(config: Config) -> io::Result<Reactor> {
-        Ok(Reactor {
-            core: Core::new(config, 0)?,
-            unix_paths: Vec::new(),
-        })
+        Reactor::numbered(config, 0)
     }
 
     /// Binds a TCP listener (`SO_REUSEADDR`, backlog 1024) and returns its address.
