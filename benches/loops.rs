@@ -15,12 +15,16 @@
 //! (`getrusage`), over the measured window. On a machine with as many
 //! cores as loops the load generator shares them: throughput scaling
 //! needs more cores than loops + load generator; CPU per message and the
-//! balance are what such a run shows. Results go to
-//! `benches/results/loops.md` (`--out DIR` elsewhere).
+//! balance are what such a run shows. Results go where
+//! `benches/shared/output.rs` says: `benches/results/loops-new.md`, or
+//! `loops-partial.md` with `--loops` or `--distribution`; only a full run
+//! with `--update` rewrites the committed `loops.md` (`--out DIR` elsewhere).
 
 #[allow(dead_code)]
 #[path = "compare/load.rs"]
 mod load;
+#[path = "shared/output.rs"]
+mod output;
 #[allow(dead_code)]
 #[path = "compare/servers.rs"]
 mod servers;
@@ -164,6 +168,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let partial = flag(&args, "--loops").is_some() || flag(&args, "--distribution").is_some();
+    let update = args.iter().any(|a| a == "--update");
+    let stem = output::stem("loops", update, false, partial).unwrap_or_else(|e| {
+        eprintln!("loops: {e}");
+        std::process::exit(2);
+    });
     let out = flag(&args, "--out").map_or_else(
         || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results"),
         std::path::PathBuf::from,
@@ -182,7 +192,7 @@ fn main() {
     }
     let report = report(&samples, &loops, d, nproc, rounds, window);
     print!("{report}");
-    let path = out.join("loops.md");
+    let path = out.join(format!("{stem}.md"));
     match std::fs::create_dir_all(&out).and_then(|_| std::fs::write(&path, &report)) {
         Ok(()) => println!("wrote {}", path.display()),
         Err(e) => {
