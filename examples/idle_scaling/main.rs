@@ -82,7 +82,8 @@ impl Handler for Probe {
     }
 }
 
-/// Serves [`Probe`] on `addr`, printing `listening on ADDR` first.
+/// Serves [`Probe`] on `addr`, printing `listening on ADDR` once SIGTERM
+/// and SIGINT stop it gracefully.
 pub fn serve(backend: Backend, addr: &str) -> io::Result<()> {
     let max_connections = 30_000;
     let mut reactor = Reactor::new(Config {
@@ -90,8 +91,10 @@ pub fn serve(backend: Backend, addr: &str) -> io::Result<()> {
         max_connections,
         ..Config::default()
     })?;
-    println!("listening on {}", reactor.listen(addr)?);
+    let bound = reactor.listen(addr)?;
+    // Signals first: whoever reads the line may send SIGTERM at once.
     reactor.stop_on_signals()?;
+    println!("listening on {bound}");
     reactor.run(&mut Probe)
 }
 
