@@ -377,3 +377,33 @@ fn a_registration_that_hits_a_full_filesystem_leaves_nothing_and_the_name_free()
     assert_eq!(s.ask(&creds("register", "ivy", "pw")), "注册成功");
     assert_eq!(s.ask(&creds("check_user", "ivy", "pw")), "登陆成功");
 }
+
+#[test]
+fn when_no_worker_can_start_each_command_is_answered_and_gives_its_place_back() {
+    // Every worker thread asks for a 1 PiB stack (std reads RUST_MIN_STACK),
+    // which no mmap can give: `std::thread::Builder::spawn` fails each time.
+    let dir = temp();
+    let root = dir.path().join("root");
+    let mut cmd = std::process::Command::new(example_path("upload"));
+    cmd.args(["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()])
+        .env("RUST_MIN_STACK", (1u64 << 50).to_string());
+    let server = ExampleServer::start_command("upload", cmd);
+    let mut s = Raw::open(server.addr);
+    // More than the 5 registrations an address may start in an hour: a
+    // failed start that kept its place would be refused by the sixth.
+    for n in 0..8 {
+        let r = s.ask(&creds("register", &format!("u{n}"), "pw"));
+        assert!(r.starts_with("error: cannot start a worker"), "#{n}: {r}");
+    }
+    let r = s.ask(&creds("check_user", "u0", "pw"));
+    assert!(r.starts_with("error: cannot start a worker"), "{r}");
+    assert!(
+        server
+            .stderr
+            .text()
+            .contains("no worker: cannot start a worker"),
+        "{}",
+        server.output()
+    );
+    assert!(!root.join("u0").exists());
+}

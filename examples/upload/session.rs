@@ -96,7 +96,7 @@ impl Upload {
                 Ok(()) => {
                     let work =
                         Box::new(move || Done::User(store::register(&root, &user, &pw, quota)));
-                    self.submit(ctx, id, c.ip, Wait::Register, work);
+                    self.submit(ctx, id, c, Wait::Register, work);
                 }
                 Err(e) => reply(ctx, id, &format!("error: {e}")),
             },
@@ -104,7 +104,7 @@ impl Upload {
                 Ok(()) => {
                     let who = user.clone();
                     let work = Box::new(move || Done::User(store::login(&root, &who, &pw)));
-                    self.submit(ctx, id, c.ip, Wait::Login(user), work);
+                    self.submit(ctx, id, c, Wait::Login(user), work);
                 }
                 Err(e) => reply(ctx, id, &format!("error: {e}")),
             },

@@ -54,16 +54,19 @@ impl Upload {
             );
         }
         let work = Box::new(move || Done::Stored(files::finish(&root, &key, hash.as_deref())));
-        self.submit(ctx, id, c.ip, Wait::Store(b.key, b.size), work);
+        self.submit(ctx, id, c, Wait::Store(b.key, b.size), work);
     }
 
-    pub fn submit(&mut self, ctx: &mut Ctx<'_>, id: ConnId, ip: IpAddr, wait: Wait, work: Work) {
-        self.waits.insert(id, (ip, wait));
-        if let Err(e) = self.pool.submit(ip, id, work) {
-            let wait = self.waits.remove(&id).unwrap();
-            if let Some(mut c) = self.conns.remove(&id) {
-                self.answer(ctx, id, &mut c, wait, Err(e));
-                self.conns.insert(id, c);
+    /// Hands `work` for `c` to the pool; if no worker could start, `c` is
+    /// answered (`error: …`) and the limits settled at once.
+    pub fn submit(&mut self, ctx: &mut Ctx<'_>, id: ConnId, c: &mut Conn, wait: Wait, work: Work) {
+        match self.pool.submit(c.ip, id, work) {
+            Ok(()) => {
+                self.waits.insert(id, (c.ip, wait));
+            }
+            Err(e) => {
+                log::warn!("{id}: no worker: {e}");
+                self.answer(ctx, id, c, (c.ip, wait), Err(e));
             }
         }
     }
