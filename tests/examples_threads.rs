@@ -8,19 +8,10 @@ mod http_static_util;
 
 use common::*;
 use std::io::Write;
-use std::process::Command;
 
 /// `echo_select` with its log kept (printed only if the test fails).
-fn echo_select(args: &[&str]) -> Logged {
-    let path = example_path("echo_select");
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo test`",
-        path.display()
-    );
-    let mut cmd = Command::new(path);
-    cmd.args(args);
-    Logged::start("echo_select", cmd)
+fn echo_select(args: &[&str]) -> ExampleServer {
+    ExampleServer::start("echo_select", args)
 }
 
 /// Connections the log says each of two loops took.
@@ -58,13 +49,13 @@ fn echo_select_with_two_threads_answers_200_clients_on_both_loops() {
         .collect();
     let open: Vec<_> = clients.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(wait_for(IO_TIMEOUT, || per_loop(
-        &server.log(),
+        &server.stderr.text(),
         "connected from"
     )
     .iter()
     .sum::<usize>()
         == 200));
-    let split = per_loop(&server.log(), "connected from");
+    let split = per_loop(&server.stderr.text(), "connected from");
     eprintln!("echo_select --threads 2: 200 clients served as {split:?} per loop");
     assert_eq!(
         split,
@@ -108,7 +99,7 @@ fn http_static_with_two_threads_serves_every_request_on_both_loops() {
 fn pin_puts_each_loop_thread_on_a_cpu_of_its_own() {
     let allowed = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
     let server = echo_select(&["--addr", "127.0.0.1:0", "--threads", "2", "--pin"]);
-    let tasks = format!("/proc/{}/task", server.child.id());
+    let tasks = format!("/proc/{}/task", server.pid());
     let loop_threads = || {
         let mut pinned = Vec::new();
         for task in std::fs::read_dir(&tasks).unwrap().map_while(Result::ok) {

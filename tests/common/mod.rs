@@ -5,7 +5,7 @@
 pub mod storm;
 
 use ioplex::{Config, Handle, Handler, Metrics, Peer, Reactor};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -360,84 +360,6 @@ impl ExampleServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
-    }
-}
-
-/// An example server as a child process whose stderr (its log) is kept,
-/// not shown, and printed only if the test fails; killed on drop.
-pub struct Logged {
-    pub child: Child,
-    pub addr: SocketAddr,
-    name: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Logged {
-    /// Starts `cmd` (example `name`) and waits for its `listening on ADDR` line.
-    pub fn start(name: &str, cmd: Command) -> Logged {
-        let (child, addr, log) = spawn_logged(name, cmd);
-        Logged {
-            child,
-            addr,
-            name: name.to_owned(),
-            log,
-        }
-    }
-
-    /// What the server has logged so far.
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log());
-        }
-    }
-}
-
-fn spawn_logged(name: &str, mut cmd: Command) -> (Child, SocketAddr, Arc<Mutex<String>>) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let log = Arc::new(Mutex::new(String::new()));
-    let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut log = kept.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx.recv_timeout(IO_TIMEOUT);
-    let addr = line
-        .as_deref()
-        .ok()
-        .and_then(|l| l.strip_prefix("listening on "))
-        .and_then(|a| a.trim().parse().ok());
-    match addr {
-        Some(addr) => (child, addr, log),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = log.lock().unwrap().clone();
-            panic!("{name} did not start: {line:?}\n--- {name} log ---\n{log}");
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! and raw requests for what curl will not send.
 #![allow(dead_code)]
 
-use crate::common::{Logged, connect, example_path, read_n, read_to_eof};
+use crate::common::{ExampleServer, connect, example_path, read_n, read_to_eof};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -38,7 +38,7 @@ pub fn site() -> tempfile::TempDir {
 /// printed then if the test is failing.
 pub struct Web {
     pub addr: SocketAddr,
-    server: Logged,
+    server: ExampleServer,
 }
 
 impl Web {
@@ -48,18 +48,12 @@ impl Web {
 
     /// As [`Web::start`], with `setup` applied to the command first.
     pub fn start_with(dir: &Path, extra: &[&str], setup: impl FnOnce(&mut Command)) -> Web {
-        let path = example_path("http_static");
-        assert!(
-            path.exists(),
-            "{} is not built: run `cargo test`",
-            path.display()
-        );
         let root = dir.join("root");
-        let mut cmd = Command::new(path);
+        let mut cmd = Command::new(example_path("http_static"));
         cmd.args(["--addr", "127.0.0.1:0", "--root", root.to_str().unwrap()]);
         cmd.args(extra);
         setup(&mut cmd);
-        let server = Logged::start("http_static", cmd);
+        let server = ExampleServer::start_command("http_static", cmd);
         Web {
             addr: server.addr,
             server,
@@ -68,12 +62,12 @@ impl Web {
 
     /// What the server has logged so far.
     pub fn log(&self) -> String {
-        self.server.log()
+        self.server.stderr.text()
     }
 
     /// The server's resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.child.id()));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.pid()));
         let status = status.unwrap_or_default();
         let line = status
             .lines()
