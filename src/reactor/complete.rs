@@ -36,14 +36,7 @@ impl Core {
         let Kind::Conn(c) = &e.kind else {
             return;
         };
-        let paused = e.flags.has(Flags::OUTPUT_FULL) || e.flags.has(Flags::HELD);
-        let wanted = match c.state {
-            State::Open => !paused,
-            State::Flushing | State::Lingering => true, // drain until the peer's FIN
-            State::Closed => false,
-        };
-        if !wanted || e.flags.has(Flags::READ_CLOSED) || e.io.has(Io::RECV) || e.io.has(Io::RETIRED)
-        {
+        if !c.wants_read(e.flags) || e.io.has(Io::RECV) || e.io.has(Io::RETIRED) {
             return;
         }
         e.io.set(Io::RECV);
@@ -341,7 +334,7 @@ impl<H: Handler> Loop<'_, H> {
             c.since = now;
         }
         let kept = c.input.take();
-        if flags.has(Flags::OUTPUT_FULL) || flags.has(Flags::HELD) {
+        if flags.read_paused() {
             // A receive armed before the pause: keep its bytes for the resume.
             let mut kept = kept.unwrap_or_default();
             kept.extend_from_slice(data);

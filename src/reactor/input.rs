@@ -32,17 +32,13 @@ impl<H: Handler> Loop<'_, H> {
             let Kind::Conn(c) = &mut e.kind else {
                 return;
             };
-            let (state, generation) = (c.state, e.generation);
-            let paused = e.flags.has(Flags::OUTPUT_FULL) || e.flags.has(Flags::HELD);
-            if state == State::Closed || (state == State::Open && paused) {
-                return;
-            }
-            if e.flags.has(Flags::READ_CLOSED) {
-                if state == State::Lingering {
-                    self.core.mark_closed(key);
+            if !c.wants_read(e.flags) {
+                if c.state == State::Lingering {
+                    self.core.mark_closed(key); // its EOF was read
                 }
                 return;
             }
+            let (state, generation) = (c.state, e.generation);
             let r = sys::recv(e.fd.as_raw_fd(), &mut self.rbuf);
             add(&self.core.metrics.reads, 1);
             let id = ConnId::new(self.core.index, key, generation);

@@ -29,8 +29,7 @@ impl Core {
             if c.state == State::Closed {
                 continue;
             }
-            let paused = f.has(Flags::OUTPUT_FULL) || f.has(Flags::HELD);
-            let want_r = !(f.has(Flags::READ_CLOSED) || c.state == State::Open && paused);
+            let want_r = c.wants_read(*f);
             let want_w = c.out.is_some();
             if !oneshot && want_r == f.has(Flags::REG_R) && want_w == f.has(Flags::REG_W) {
                 continue;

@@ -109,6 +109,21 @@ impl Conn {
     pub(crate) fn queued(&self) -> usize {
         self.out.as_ref().map_or(0, |o| o.len())
     }
+
+    /// Whether the loop reads this connection, given its `flags`: an open
+    /// one unless reading is paused; a closing one (Flushing, Lingering)
+    /// always, to discard input until the peer's EOF; none after that EOF
+    /// or once Closed. The readiness loop's read, its interest and the
+    /// completion loop's armed receive all ask this.
+    #[inline]
+    pub(crate) fn wants_read(&self, flags: Flags) -> bool {
+        let reading = match self.state {
+            State::Open => !flags.read_paused(),
+            State::Flushing | State::Lingering => true,
+            State::Closed => false,
+        };
+        reading && !flags.has(Flags::READ_CLOSED)
+    }
 }
 
 /// An entry's flags: each bit a fact the loop keeps.
@@ -142,6 +157,11 @@ impl Flags {
     #[inline]
     pub(crate) fn has(self, f: Flags) -> bool {
         self.0 & f.0 != 0
+    }
+    /// Reading is paused: by the high watermark or by the handler.
+    #[inline]
+    pub(crate) fn read_paused(self) -> bool {
+        self.has(Flags::OUTPUT_FULL) || self.has(Flags::HELD)
     }
     #[inline]
     pub(crate) fn set(&mut self, f: Flags) {
