@@ -91,10 +91,13 @@ fn chromium_loads_the_site_with_every_resource_and_its_type() {
         let cells = format!("<tr id=\"{row}\"><td>{row}</td><td>{value}</td></tr>");
         assert!(dom.contains(&cells), "{row} is not {value}: {dom}");
     }
-    let log = web.log();
     for path in ["/", "/style.css", "/logo.png", "/app.js", "/data/info.json"] {
         let line = format!("GET {path} -> 200");
-        assert!(log.contains(&line), "the server did not see {path}: {log}");
+        assert!(
+            web.says(&line),
+            "the server did not see {path}: {}",
+            web.log()
+        );
     }
     // The screenshot kept in docs/http_static_browser.png, made afresh here.
     let shot = dir.path().join("shot.png");

@@ -86,6 +86,8 @@ fn chat_with_two_threads_relays_between_members_of_both_loops() {
     let server = ExampleServer::start("chat", &["--addr", "127.0.0.1:0", "--threads", "2"]);
     let out = python(CHAT_ROOM, &[&server.addr.port().to_string()], LIMIT);
     assert_eq!(out, "ok\n");
+    let joined = || server.stderr.text().matches("new connection from").count() == 3;
+    assert!(wait_for(IO_TIMEOUT, joined), "{}", server.output());
     let log = server.stderr.text();
     let joins: Vec<&str> = log
         .lines()

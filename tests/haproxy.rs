@@ -114,19 +114,9 @@ impl Backend {
     /// Waits for the exit; its status.
     fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
         let mut p = self.proc.take().unwrap();
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = p.child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {limit:?}\n{}",
-                p.output()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        std::thread::sleep(Duration::from_millis(20)); // its last lines
+        let status = p
+            .exited_within(limit)
+            .unwrap_or_else(|| panic!("no exit within {limit:?}\n{}", p.output()));
         self.logs += &p.stderr.text();
         status
     }

@@ -254,10 +254,10 @@ fn out_of_descriptors_is_503_with_retry_after_and_logs_emfile() {
     let r = get_page(&mut a);
     assert_eq!(r.status, 503, "{}", r.head);
     assert_eq!(header(&r.head, "Retry-After"), Some("1"));
-    let log = web.log();
     assert!(
-        log.contains("out of file descriptors (EMFILE): answering 503"),
-        "{log}"
+        web.says("out of file descriptors (EMFILE): answering 503"),
+        "{}",
+        web.log()
     );
     drop(hogs);
     let served = wait_for(Duration::from_secs(5), || {

@@ -305,8 +305,7 @@ fn start_first(
         {
             return Ok((job, true));
         }
-        if let Some(st) = job.child.try_wait().unwrap() {
-            std::thread::sleep(Duration::from_millis(50)); // the last output
+        if let Some(st) = job.exited_within(Duration::ZERO) {
             if !st.success() {
                 return Err(format!(
                     "{}: `{cmd}` failed ({st}):\n{}",
@@ -367,6 +366,10 @@ fn run_row(row: &Row, all: &[Row]) -> Result<(), String> {
     }
     // Until everything is shown, or every client is done, or time is up.
     loop {
+        // Asked first: a client that is done has all its output captured.
+        let done = jobs
+            .iter_mut()
+            .all(|j| j.exited_within(Duration::ZERO).is_some());
         let text: String = seen.clone() + &jobs.iter().map(Quiet::text).collect::<String>();
         let missing: Vec<&str> = want
             .shows
@@ -374,9 +377,6 @@ fn run_row(row: &Row, all: &[Row]) -> Result<(), String> {
             .copied()
             .filter(|p| !shows(&text, p))
             .collect();
-        let done = jobs
-            .iter_mut()
-            .all(|j| j.child.try_wait().ok().flatten().is_some());
         if (missing.is_empty() && !want.shows.is_empty()) || done || Instant::now() > deadline {
             for j in jobs.iter_mut() {
                 if let Ok(Some(st)) = j.child.try_wait() {

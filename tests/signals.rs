@@ -38,17 +38,6 @@ fn queue_replies(c: &mut TcpStream) -> Vec<u8> {
     [format!("${VALUE}\r\n").as_bytes(), &value, b"\r\n"].concat()
 }
 
-fn exited_within(server: &mut ExampleServer, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
 #[test]
 fn sigterm_delivers_every_queued_reply_then_the_server_exits_0_within_shutdown_timeout() {
     let mut server = ExampleServer::start("resp", &["--addr", "127.0.0.1:0"]);
@@ -65,8 +54,9 @@ fn sigterm_delivers_every_queued_reply_then_the_server_exits_0_within_shutdown_t
     c.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "{} bytes after the replies", rest.len());
     drop(c); // else the server lingers (`Config::linger`) for this FIN
-    let status =
-        exited_within(&mut server, SHUTDOWN_TIMEOUT).expect("no exit within shutdown_timeout");
+    let status = server
+        .exited_within(SHUTDOWN_TIMEOUT)
+        .expect("no exit within shutdown_timeout");
     eprintln!(
         "{GETS} replies of {VALUE} B read, EOF, exit {status}: {:?} after SIGTERM",
         t.elapsed()
@@ -88,10 +78,11 @@ fn a_second_sigint_stops_at_once_with_replies_still_queued() {
     std::thread::sleep(Duration::from_millis(300));
     signal(&server, libc::SIGINT);
     // The first waits for the replies to be read: the server stays.
-    assert!(exited_within(&mut server, Duration::from_millis(500)).is_none());
+    assert!(server.exited_within(Duration::from_millis(500)).is_none());
     let t = Instant::now();
     signal(&server, libc::SIGINT);
-    let status = exited_within(&mut server, Duration::from_secs(2))
+    let status = server
+        .exited_within(Duration::from_secs(2))
         .expect("no exit after the second SIGINT");
     eprintln!("second SIGINT: exit {status} {:?} after it", t.elapsed());
     assert!(
@@ -174,10 +165,11 @@ fn a_second_sigint_stops_echo_select_at_once_on_every_backend() {
             }
         }
         signal(&server, libc::SIGINT);
-        let waits = exited_within(&mut server, Duration::from_millis(300));
+        let waits = server.exited_within(Duration::from_millis(300));
         assert!(waits.is_none(), "{backend:?}: exited at the first SIGINT");
         signal(&server, libc::SIGINT);
-        let status = exited_within(&mut server, Duration::from_secs(1))
+        let status = server
+            .exited_within(Duration::from_secs(1))
             .unwrap_or_else(|| panic!("{backend:?}: running 1 s after the second SIGINT"));
         assert!(status.success(), "{backend:?}: {status}");
         let log = server.stderr.text();

@@ -398,10 +398,7 @@ fn when_no_worker_can_start_each_command_is_answered_and_gives_its_place_back() 
     let r = s.ask(&creds("check_user", "u0", "pw"));
     assert!(r.starts_with("error: cannot start a worker"), "{r}");
     assert!(
-        server
-            .stderr
-            .text()
-            .contains("no worker: cannot start a worker"),
+        server.says("no worker: cannot start a worker", IO_TIMEOUT),
         "{}",
         server.output()
     );

@@ -262,6 +262,38 @@ impl Quiet {
     pub fn text(&self) -> String {
         self.stdout.text() + &self.stderr.text()
     }
+
+    /// Waits up to `limit` for its stdout or stderr to hold `needle`. A line
+    /// the child wrote before a reply may still be in the pipe when the
+    /// reply arrives: a test asks this, not [`Quiet::text`], for a line it
+    /// expects while the child runs.
+    pub fn says(&self, needle: &str, limit: Duration) -> bool {
+        wait_for(limit, || self.text().contains(needle))
+    }
+
+    /// Waits up to `limit` for the child to exit; once it has, everything
+    /// it wrote is captured (the pipes read to their end) before this returns.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.drained(Duration::from_secs(1));
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits up to `limit` for the pipe readers to reach the pipes' end.
+    fn drained(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Quiet {
@@ -274,10 +306,7 @@ impl Drop for Quiet {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // The pipes close with the child (or with a grandchild it left: bounded).
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.drained(Duration::from_secs(1));
         if std::thread::panicking() {
             eprintln!("{}", self.output());
         }
@@ -352,14 +381,7 @@ impl ExampleServer {
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.proc.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.proc.child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        self.proc.exited_within(limit)
     }
 }
 

@@ -65,6 +65,11 @@ impl Web {
         self.server.stderr.text()
     }
 
+    /// Waits (up to 10 s) for the server to log `needle`.
+    pub fn says(&self, needle: &str) -> bool {
+        self.server.says(needle, crate::common::IO_TIMEOUT)
+    }
+
     /// The server's resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.pid()));
