@@ -54,7 +54,8 @@ impl<H: crate::handler::Handler> super::Loop<'_, H> {
             let Some(e) = self.core.entries.get(key) else {
                 return;
             };
-            let mut info: libc::signalfd_siginfo = unsafe_zeroed();
+            // SAFETY: a plain C struct of integers: all-zero is a valid value.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reads at most `size` bytes into `info`, from our fd.
             let n = unsafe {
@@ -89,12 +90,6 @@ impl<H: crate::handler::Handler> super::Loop<'_, H> {
             }
         }
     }
-}
-
-/// A zeroed plain C struct.
-fn unsafe_zeroed<T: Copy>() -> T {
-    // SAFETY: only used for libc structs of integers, for which all-zero is valid.
-    unsafe { std::mem::zeroed() }
 }
 
 /// Tells systemd (or whatever set `NOTIFY_SOCKET`) `state`, say `READY=1`.
