@@ -32,7 +32,8 @@ pub struct Chat {
     /// `None`: a member of another loop).
     pub round: Vec<u8>,
     pub said: Vec<(Option<ConnId>, usize, usize)>,
-    /// What this loop's members said this round, for the other loops.
+    /// What this loop's members said this round, for the other loops
+    /// (kept only with `--threads` over 1).
     pub told: Vec<u8>,
     /// Who said something this round (they get it without their own parts).
     pub speakers: HashSet<ConnId>,
@@ -99,7 +100,9 @@ impl Chat {
     pub fn post(&mut self, from: ConnId, parts: &[&[u8]]) {
         let start = self.round.len();
         parts.iter().for_each(|p| self.round.extend_from_slice(p));
-        self.told.extend_from_slice(&self.round[start..]);
+        if self.args.loops.threads > 1 {
+            self.told.extend_from_slice(&self.round[start..]); // for the other loops
+        }
         self.said.push((Some(from), start, self.round.len()));
         self.speakers.insert(from);
     }
